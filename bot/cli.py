@@ -1,0 +1,280 @@
+"""The `bot` command: run the service, enroll participants, read alerts, check content."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from pathlib import Path
+
+import click
+from sqlmodel import col, select
+
+from bot.db import get_engine, session_scope
+from bot.models import Alert, Participant
+from bot.participants import EnrollmentError, enroll
+from bot.phones import PhoneNumberError, mask
+from bot.programs import Program, ProgramError, load_programs
+from bot.settings import Settings, SettingsError
+from bot.timing import TimezoneError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _programs(settings: Settings) -> dict[str, Program]:
+    try:
+        return load_programs(settings.narratives_dir)
+    except ProgramError as exc:
+        raise click.ClickException("the programs have problems:\n" + str(exc)) from None
+
+
+def _program(settings: Settings, name: str) -> Program:
+    programs = _programs(settings)
+    if name not in programs:
+        known = ", ".join(sorted(programs)) or "none"
+        raise click.ClickException(f"no program named {name!r} (programs: {known})")
+    return programs[name]
+
+
+@click.group()
+def main() -> None:
+    """Tend: an SMS hub for digital micro-intervention care."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from bot.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings)
+    click.echo("database is up to date")
+
+
+@main.command("enroll")
+@click.argument("phone")
+@click.option("--program", "program_name", required=True, help="program folder name")
+@click.option("--tz", "timezone", default=None, help="IANA time zone, e.g. America/Chicago")
+def enroll_command(phone: str, program_name: str, timezone: str | None) -> None:
+    """Enroll PHONE in a program; the welcome goes out at the next allowed moment."""
+    settings = _settings()
+    program = _program(settings, program_name)
+    engine = get_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            participant = enroll(
+                session=session,
+                phone=phone,
+                program=program,
+                timezone=timezone or settings.default_timezone,
+                via="cli",
+            )
+    except (PhoneNumberError, TimezoneError, EnrollmentError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"enrolled {mask(participant.phone)} in {program.name} as participant {participant.id}"
+    )
+
+
+@main.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--program", "program_name", required=True, help="program folder name")
+@click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="also write the rows that failed, with the reason, to this CSV")
+def import_command(csv_file: Path, program_name: str, errors_file: Path | None) -> None:
+    """Enroll everyone in CSV_FILE (columns: phone, and optionally timezone)."""
+    settings = _settings()
+    program = _program(settings, program_name)
+    engine = get_engine(settings.database_url)
+    with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        if "phone" not in fields:
+            raise click.ClickException(f"{csv_file.name}:1: needs a 'phone' column header")
+        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+    failures: list[tuple[int, dict[str, str], str]] = []
+    enrolled = 0
+    with click.progressbar(
+        list(enumerate(rows, start=2)), label="enrolling", file=sys.stderr
+    ) as progress:
+        for line, row in progress:
+            try:
+                with session_scope(engine) as session:
+                    enroll(
+                        session=session,
+                        phone=row.get("phone", ""),
+                        program=program,
+                        timezone=row.get("timezone") or settings.default_timezone,
+                        via="import",
+                    )
+                enrolled += 1
+            except (PhoneNumberError, TimezoneError, EnrollmentError) as exc:
+                failures.append((line, row, str(exc)))
+    click.echo(f"enrolled {enrolled} of {len(rows)} rows from {csv_file.name}")
+    for line, _row, reason in failures:
+        click.echo(f"  {csv_file.name}:{line}: {reason}")
+    if errors_file and failures:
+        with errors_file.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "phone", "timezone", "error"])
+            for line, row, reason in failures:
+                writer.writerow([line, row.get("phone", ""), row.get("timezone", ""), reason])
+        click.echo(f"rows that failed are in {errors_file}")
+    if failures:
+        sys.exit(1)
+
+
+@main.command("alerts")
+@click.option("--all", "show_all", is_flag=True, help="include resolved alerts")
+@click.option("--resolve", "resolve_id", type=int, default=None, help="mark an alert resolved")
+def alerts_command(show_all: bool, resolve_id: int | None) -> None:
+    """List what coordinators must look at: crisis language, requests for a person."""
+    from bot.clock import now
+
+    settings = _settings()
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as session:
+        if resolve_id is not None:
+            alert = session.get(Alert, resolve_id)
+            if alert is None:
+                raise click.ClickException(f"no alert {resolve_id}")
+            alert.resolved_at = now()
+            session.add(alert)
+            click.echo(f"alert {resolve_id} resolved")
+            return
+        query = select(Alert, Participant).join(
+            Participant, col(Participant.id) == col(Alert.participant_id), isouter=True
+        )
+        if not show_all:
+            query = query.where(col(Alert.resolved_at).is_(None))
+        rows = session.exec(query.order_by(col(Alert.created_at).desc())).all()
+        if not rows:
+            click.echo("no open alerts")
+            return
+        for alert, participant in rows:
+            who = f"participant {participant.id} {mask(participant.phone)}" if participant else (
+                "unknown number"
+            )
+            state = " (resolved)" if alert.resolved_at else ""
+            paused = " [paused]" if participant and participant.paused_at else ""
+            click.echo(
+                f"#{alert.id} {alert.created_at:%Y-%m-%d %H:%M} UTC {alert.kind.upper()}{state} "
+                f"{who}{paused}: {alert.detail}"
+            )
+
+
+@main.command("resume")
+@click.argument("phone")
+def resume_command(phone: str) -> None:
+    """Lift a crisis pause once a coordinator has spoken with the participant."""
+    from bot.participants import find_by_phone, resume
+    from bot.phones import normalize
+
+    settings = _settings()
+    engine = get_engine(settings.database_url)
+    try:
+        number = normalize(phone)
+    except PhoneNumberError as exc:
+        raise click.ClickException(str(exc)) from None
+    with session_scope(engine) as session:
+        participant = find_by_phone(session=session, phone=number)
+        if participant is None:
+            raise click.ClickException(f"{mask(number)} is not enrolled")
+        programs = _programs(settings)
+        resume(session=session, participant=participant, program=programs.get(participant.program))
+    click.echo(f"automated messages resumed for {mask(number)}")
+
+
+@main.command("check")
+def check_command() -> None:
+    """Validate every program and render each template; exit 1 on any problem."""
+    from bot.checking import check_programs
+
+    settings = _settings()
+    problems = check_programs(settings.narratives_dir)
+    for problem in problems:
+        click.echo(problem)
+    errors = [p for p in problems if not p.startswith("warning: ")]
+    if errors:
+        raise click.ClickException(f"{len(errors)} problem(s) in {settings.narratives_dir.name}/")
+    click.echo("all programs are valid")
+
+
+@main.command("worker")
+@click.option("--burst", is_flag=True, help="stop when the queue is empty")
+def worker_command(burst: bool) -> None:
+    """Run a worker: send deliveries from the queue."""
+    from rq import SimpleWorker
+
+    from bot.queues import delivery_queue
+    from worker import context
+
+    ctx = context.use(_settings())
+    queue = delivery_queue(ctx.settings, ctx.redis)
+    # SimpleWorker runs jobs in this process, so the pooled provider client stays warm.
+    SimpleWorker([queue], connection=ctx.redis).work(burst=burst, with_scheduler=False)
+
+
+@main.command("dispatcher")
+@click.option("--once", is_flag=True, help="one tick, then exit")
+def dispatcher_command(once: bool) -> None:
+    """Run the dispatcher: move due deliveries from SQL to the queue."""
+    from bot.queues import delivery_queue
+    from worker import context, dispatcher
+
+    ctx = context.use(_settings())
+    dispatcher.run(
+        engine=ctx.engine,
+        queue=delivery_queue(ctx.settings, ctx.redis),
+        settings=ctx.settings,
+        once=once,
+    )
+
+
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5001, type=int)
+def sandbox_command(host: str, port: int) -> None:
+    """Run the local Twilio-compatible sandbox and its phone page."""
+    from bot.sandbox import serve_sandbox
+
+    settings = _settings()
+    serve_sandbox(
+        host,
+        port,
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        bot_inbound_url=f"{settings.public_base_url}/twilio/sms",
+        bot_number=settings.twilio_from_number,
+    )
+
+
+@main.command("run")
+@click.option("--port", default=5000, type=int, help="web port")
+@click.option("--sandbox-port", default=5001, type=int, help="sandbox (phone page) port")
+def run_command(port: int, sandbox_port: int) -> None:
+    """Run everything locally: web, worker, dispatcher and the sandbox, on embedded defaults."""
+    from bot.local import run_all
+
+    run_all(_settings(), port=port, sandbox_port=sandbox_port)
+
+
+@main.command("bench")
+@click.option("--quick", is_flag=True, help="tiny sizes, for a smoke run")
+def bench_command(quick: bool) -> None:
+    """Measure delivery and webhook throughput; the last line is one JSON object."""
+    from bot.bench import run_benchmark
+
+    run_benchmark(quick=quick)
+
+
+if __name__ == "__main__":
+    main()

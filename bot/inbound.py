@@ -1,0 +1,363 @@
+"""Inbound texts: record each once, honor consent and safety first, then credit answers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import Session, col, select
+
+from bot import crisis, participants
+from bot.assessments import parse, prompt_hint, question_from_spec
+from bot.clock import now
+from bot.db import insert_or_ignore
+from bot.encoding import encode
+from bot.intents import Intent, classify, keyword_of
+from bot.models import Alert, Answer, Delivery, DeliveryStatus, InboundMessage, Participant
+from bot.narrative import NarrativeError, base_context, render
+from bot.phones import PhoneNumberError, mask, normalize
+from bot.programs import Program
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_REPLY_INTERVAL = timedelta(hours=24)  # answer an unknown number at most once a day
+ANSWER_WINDOW = timedelta(hours=36)  # a reply this long after a question still answers it
+
+
+class InboundError(ValueError):
+    """A webhook body that is not an inbound text (missing or malformed fields)."""
+
+
+@dataclass
+class InboundResult:
+    replies: list[str] = field(default_factory=list)
+    duplicate: bool = False
+    intent: str = ""
+
+
+STOP_LINE = "Reply STOP to stop, HELP for help."
+
+
+def help_text(settings: Settings, program: Program | None, programs: dict[str, Program]) -> str:
+    if program is None:
+        joins = ", ".join(k for p in programs.values() for k in p.join_keywords[:1])
+        joins = joins or "the word your coordinator gave you"
+        return (
+            f"Tend text-message programs. To join, text {joins}. "
+            f"Questions: {settings.coordinator_contact}. Text STOP to stop."
+        )
+    contact = program.contact or settings.coordinator_contact
+    return (
+        f"{program.title}: {program.frequency}. Questions: {contact}. "
+        f"Text STOP to stop, START to resume. Msg&data rates may apply."
+    )
+
+
+def _record_reply(
+    *, session: Session, participant: Participant, kind: str, text: str, program: Program | None
+) -> str:
+    """Store a webhook (TwiML) reply as a delivery, so the history shows every message sent."""
+    encoded = encode(text)
+    moment = now()
+    session.add(
+        Delivery(
+            participant_id=participant.id,
+            kind=kind,
+            via="twiml",
+            due_at=moment,
+            status=DeliveryStatus.ACCEPTED,
+            body=encoded.body,
+            segments=encoded.segments,
+            sent_at=moment,
+            program_version=program.version if program else None,
+        )
+    )
+    return encoded.body
+
+
+def parse_params(form: dict[str, str]) -> tuple[str, str, str, str]:
+    """(MessageSid, From as E.164, To, Body) from Twilio's inbound parameters."""
+    missing = [name for name in ("MessageSid", "From") if not form.get(name)]
+    if missing:
+        raise InboundError(f"inbound text is missing {', '.join(missing)}")
+    if "Body" not in form:
+        raise InboundError("inbound text is missing Body")
+    try:
+        sender = normalize(form["From"])
+    except PhoneNumberError as exc:
+        raise InboundError(f"From is not a phone number: {exc}") from None
+    return form["MessageSid"], sender, form.get("To", ""), form["Body"]
+
+
+def handle_inbound(
+    *, session: Session, settings: Settings, programs: dict[str, Program], form: dict[str, str]
+) -> InboundResult:
+    """Process one inbound text exactly once; returns the replies to send back at once."""
+    message_sid, sender, to, body = parse_params(form)
+    participant = participants.find_by_phone(session=session, phone=sender)
+    message = InboundMessage(
+        message_sid=message_sid,
+        participant_id=participant.id if participant else None,
+        from_phone=sender,
+        to_phone=to,
+        body=body,
+    )
+    # One statement both records the text and recognises a retried webhook (no row back),
+    # where a savepoint around an ORM flush would cost three round trips and a rollback.
+    table = InboundMessage.__table__  # type: ignore[attr-defined]
+    message.id = session.exec(
+        insert_or_ignore(session, table)
+        .values(
+            message_sid=message.message_sid,
+            participant_id=message.participant_id,
+            from_phone=message.from_phone,
+            to_phone=message.to_phone,
+            body=message.body,
+            intent=message.intent,
+            reply=message.reply,
+            received_at=message.received_at,
+        )
+        .returning(table.c.id)
+    ).scalar()
+    if message.id is None:
+        log.info("inbound %s already processed; ignoring the retry", message_sid)
+        return InboundResult(duplicate=True)
+    # The row exists now: let the session track it (intent and reply are updated below).
+    make_transient_to_detached(message)
+    session.add(message)
+
+    result = _respond(
+        session=session, settings=settings, programs=programs, message=message,
+        participant=participant,
+    )
+    message.intent = result.intent
+    message.reply = "\n".join(result.replies) or None
+    session.add(message)
+    return result
+
+
+def _respond(
+    *,
+    session: Session,
+    settings: Settings,
+    programs: dict[str, Program],
+    message: InboundMessage,
+    participant: Participant | None,
+) -> InboundResult:
+    body = message.body
+    intent = classify(body)
+    danger = crisis.detect(body)
+    program = programs.get(participant.program) if participant else None
+    result = InboundResult(intent=str(intent))
+
+    def reply(kind: str, text: str) -> None:
+        if participant is None:
+            result.replies.append(encode(text).body)
+        else:
+            result.replies.append(
+                _record_reply(
+                    session=session, participant=participant, kind=kind, text=text, program=program
+                )
+            )
+
+    # Safety first: crisis language always gets resources, whatever else the text says.
+    if danger is not None:
+        result.intent = "crisis"
+        session.add(
+            Alert(
+                participant_id=participant.id if participant else None,
+                kind="crisis",
+                detail=(
+                    f"{danger.category}: matched '{danger.phrase}' "
+                    f"from {mask(message.from_phone)}"
+                ),
+                inbound_message_id=message.id,
+            )
+        )
+        log.warning("crisis language from %s (%s)", mask(message.from_phone), danger.category)
+        if participant is not None:
+            participants.pause(session=session, participant=participant, reason="crisis language")
+        reply(
+            "safety",
+            f"We care about your safety. {settings.crisis_resources} "
+            f"A member of our team has been told and will reach out.",
+        )
+        if intent is not Intent.OPT_OUT:
+            return result
+
+    if intent is Intent.OPT_OUT:
+        if participant is None:
+            return result
+        if participants.opt_out(session=session, participant=participant, reason=body.strip()[:60]):
+            title = program.title if program else "these messages"
+            reply(
+                "confirmation",
+                f"You're unsubscribed from {title} and will get no more messages. "
+                f"Text START to resume.",
+            )
+        return result
+
+    if participant is not None and participant.opted_out_at is not None:
+        if intent is Intent.OPT_IN:
+            participants.opt_in(session=session, participant=participant, program=program)
+            title = program.title if program else "Tend"
+            reply("confirmation", f"Welcome back to {title}. {STOP_LINE}")
+        # Otherwise silence: nothing but the opt-out confirmation is sent after STOP.
+        return result
+
+    if intent is Intent.HELP:
+        reply("help", help_text(settings, program, programs))
+        return result
+
+    if intent is Intent.HUMAN:
+        session.add(
+            Alert(
+                participant_id=participant.id if participant else None,
+                kind="human",
+                detail=f"{mask(message.from_phone)} asked to talk to a person: {body[:200]}",
+                inbound_message_id=message.id,
+            )
+        )
+        reply("reply", "Thanks. A member of our team will text you back soon.")
+        return result
+
+    keyword = keyword_of(body)
+    joined = next((p for p in programs.values() if keyword and keyword in p.join_keywords), None)
+    if participant is None:
+        if joined is not None:
+            return _join(session=session, settings=settings, program=joined, message=message)
+        if _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
+            return result
+        result.intent = "unknown"
+        result.replies.append(encode(help_text(settings, None, programs)).body)
+        return result
+
+    if joined is not None and joined.name == participant.program:
+        reply("reply", f"You're already enrolled in {joined.title}. {STOP_LINE}")
+        return result
+
+    if (answered := _credit_answer(session=session, participant=participant, message=message)):
+        result.intent = "answer"
+        if answered is not True:
+            reply("reply", answered)
+        return result
+
+    result.intent = "other"
+    if not _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
+        reply("reply", f"Thanks for your message. {STOP_LINE}")
+    return result
+
+
+def _join(
+    *, session: Session, settings: Settings, program: Program, message: InboundMessage
+) -> InboundResult:
+    participant = participants.enroll(
+        session=session,
+        phone=message.from_phone,
+        program=program,
+        timezone=settings.default_timezone,
+        via="keyword",
+        welcome_now=False,
+    )
+    message.participant_id = participant.id
+    try:
+        text = render(program, program.welcome_template, base_context(participant, program))
+    except NarrativeError as exc:
+        # The enrollment stands; the welcome goes out through the outbox once the template is fixed.
+        log.error("welcome for %s failed to render: %s", program.name, exc)
+        session.add(
+            Delivery(
+                participant_id=participant.id,
+                kind="welcome",
+                template=program.welcome_template,
+                due_at=now(),
+                program_version=program.version,
+            )
+        )
+        return InboundResult(intent="join")
+    body = _record_reply(
+        session=session, participant=participant, kind="welcome", text=text, program=program
+    )
+    return InboundResult(replies=[body], intent="join")
+
+
+def _answered_recently(*, session: Session, phone: str, exclude: int | None) -> bool:
+    """Whether this number got an automatic reply lately (keeps loops and spam quiet)."""
+    since = now() - UNKNOWN_REPLY_INTERVAL
+    return (
+        session.exec(
+            select(InboundMessage.id).where(
+                InboundMessage.from_phone == phone,
+                col(InboundMessage.reply).is_not(None),
+                col(InboundMessage.intent).in_(("unknown", "other")),
+                InboundMessage.received_at >= since,
+                InboundMessage.id != exclude,
+            )
+        ).first()
+        is not None
+    )
+
+
+def _credit_answer(
+    *, session: Session, participant: Participant, message: InboundMessage
+) -> str | bool:
+    """Credit the reply to the most recent unanswered question; returns the text to answer with.
+
+    The rule: a reply answers the latest question sent in the last 36 hours that has no answer
+    yet. A reply that cannot be read gets one clarifying re-prompt; a second one is kept as text.
+    """
+    since = now() - ANSWER_WINDOW
+    # The latest unanswered prompt, found in SQL: neither the window's prompts nor the
+    # participant's answers need to be loaded to pick one.
+    answered = (
+        select(Answer.id)
+        .where(Answer.participant_id == participant.id, Answer.delivery_id == Delivery.id)
+        .exists()
+    )
+    prompt = session.exec(
+        select(Delivery)
+        .where(
+            Delivery.participant_id == participant.id,
+            col(Delivery.assessment).is_not(None),
+            col(Delivery.sent_at).is_not(None),
+            Delivery.sent_at >= since,
+            ~answered,
+        )
+        .order_by(col(Delivery.sent_at).desc(), col(Delivery.id).desc())
+        .limit(1)
+    ).first()
+    if prompt is None or prompt.assessment is None:
+        return False
+    spec = prompt.assessment
+    question = question_from_spec(spec)
+    parsed = parse(question, message.body)
+    clarified = bool(spec.get("clarified"))
+    if not parsed.ok and not clarified:
+        prompt.assessment = {**spec, "clarified": True}
+        session.add(prompt)
+        return str(spec.get("clarify") or f"Sorry, I didn't catch that. {prompt_hint(question)}")
+    value, label = None, None
+    if parsed.ok:
+        if isinstance(parsed.value, bool):
+            value = 1.0 if parsed.value else 0.0
+        elif isinstance(parsed.value, int | float):
+            value = float(parsed.value)
+        elif question.kind == "choice":
+            label = str(parsed.value)
+            value = float(question.choices.index(label) + 1)
+        else:
+            label = str(parsed.value)
+    session.add(
+        Answer(
+            participant_id=participant.id,
+            delivery_id=prompt.id,
+            inbound_message_id=message.id,
+            raw=message.body,
+            value=value,
+            label=label,
+        )
+    )
+    return str(spec.get("thanks") or "Thanks, noted.") if parsed.ok else True

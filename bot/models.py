@@ -1,0 +1,183 @@
+"""The tables: SQL is the source of truth for participants, schedules and history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from bot.clock import as_utc, now
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, on SQLite (which drops zones) as on PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+def _when(*, index: bool = False, nullable: bool = True) -> Any:
+    if nullable:
+        return Field(default=None, sa_type=UTCDateTime, index=index)
+    return Field(default_factory=now, sa_type=UTCDateTime, index=index)
+
+
+class DeliveryStatus(StrEnum):
+    """Where an outbound message is; provider statuses only ever move it forward."""
+
+    SCHEDULED = "scheduled"  # waiting in SQL for its due time
+    QUEUED = "queued"  # claimed by a dispatcher and put on the RQ queue
+    SENDING = "sending"  # a worker is calling the provider (body stored first)
+    ACCEPTED = "accepted"  # the provider accepted it and gave us a sid
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # never sent: opt-out, pause, or the event no longer applies
+
+
+# Rank of each status; a callback that would move a delivery backwards is ignored.
+STATUS_RANK = {
+    DeliveryStatus.SCHEDULED: 0,
+    DeliveryStatus.QUEUED: 1,
+    DeliveryStatus.SENDING: 2,
+    DeliveryStatus.ACCEPTED: 3,
+    DeliveryStatus.SENT: 4,
+    DeliveryStatus.DELIVERED: 5,
+    DeliveryStatus.UNDELIVERED: 5,
+    DeliveryStatus.FAILED: 5,
+    DeliveryStatus.CANCELLED: 5,
+}
+FINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 5)
+
+
+class Participant(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=20, unique=True, index=True)  # E.164
+    program: str = Field(max_length=80, index=True)
+    timezone: str = Field(max_length=64)
+    enrolled_at: datetime = _when(nullable=False)
+    enrolled_via: str = Field(default="keyword", max_length=20)  # keyword, cli, import
+    opted_out_at: datetime | None = _when()
+    paused_at: datetime | None = _when()  # crisis pause: no automated content
+    undeliverable_at: datetime | None = _when()
+    undeliverable_reason: str | None = Field(default=None, max_length=200)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+    @property
+    def receives_automated_content(self) -> bool:
+        return self.opted_out_at is None and self.paused_at is None and (
+            self.undeliverable_at is None
+        )
+
+
+class InboundMessage(SQLModel, table=True):
+    """One row per provider MessageSid: a retried webhook is recognised and ignored."""
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_sid: str = Field(max_length=64, unique=True)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    from_phone: str = Field(max_length=32, index=True)
+    to_phone: str = Field(default="", max_length=32)
+    body: str = Field(default="", sa_type=sa.Text)
+    intent: str = Field(default="", max_length=32)
+    reply: str | None = Field(default=None, sa_type=sa.Text)
+    received_at: datetime = _when(nullable=False, index=True)
+
+
+class Delivery(SQLModel, table=True):
+    """An outbound message: the outbox row is the work item and the history record."""
+
+    __table_args__ = (sa.Index("ix_delivery_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    kind: str = Field(max_length=32)  # welcome, event, reply, confirmation, safety, ...
+    event_key: str | None = Field(default=None, max_length=80)
+    template: str | None = Field(default=None, max_length=200)
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    assessment: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True))
+    )
+    due_at: datetime = _when(nullable=False)
+    status: str = Field(default=DeliveryStatus.SCHEDULED, max_length=16)
+    via: str = Field(default="api", max_length=8)  # api (outbox) or twiml (webhook reply)
+    attempts: int = 0
+    claimed_at: datetime | None = _when()  # when a dispatcher put it on the queue
+    send_started_at: datetime | None = _when()  # when a worker began the provider call
+    retry_of: int | None = Field(default=None, foreign_key="delivery.id")
+    claim_token: str | None = Field(default=None, max_length=40)
+    provider_sid: str | None = Field(default=None, max_length=64, unique=True)
+    body: str | None = Field(default=None, sa_type=sa.Text)
+    segments: int | None = None
+    error_code: int | None = None
+    error_message: str | None = Field(default=None, max_length=500)
+    program_version: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(nullable=False)
+    sent_at: datetime | None = _when()
+    final_at: datetime | None = _when()
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """Each status a delivery reached, once: the engagement record."""
+
+    __tablename__ = "delivery_event"
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    status: str = Field(max_length=16)
+    error_code: int | None = None
+    at: datetime = _when(nullable=False)
+
+
+class Answer(SQLModel, table=True):
+    """A reply to a proximal assessment, credited to the prompt that asked it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    inbound_message_id: int = Field(foreign_key="inbound_message.id", unique=True)
+    raw: str = Field(sa_type=sa.Text)
+    value: float | None = None  # numbers and scales; yes is 1 and no is 0; a choice's number
+    label: str | None = Field(default=None, sa_type=sa.Text)  # a choice's option, free text
+    answered_at: datetime = _when(nullable=False)
+
+
+class Alert(SQLModel, table=True):
+    """Something a coordinator must look at: crisis language, a request for a human."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    kind: str = Field(max_length=32)  # crisis, human, undeliverable
+    detail: str = Field(default="", sa_type=sa.Text)
+    inbound_message_id: int | None = Field(default=None, foreign_key="inbound_message.id")
+    created_at: datetime = _when(nullable=False)
+    resolved_at: datetime | None = _when()
+
+
+class UnmatchedStatus(SQLModel, table=True):
+    """A status callback that arrived before its sid was recorded; applied once it is."""
+
+    __tablename__ = "unmatched_status"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_sid: str = Field(max_length=64, index=True)
+    status: str = Field(max_length=16)
+    error_code: int | None = None
+    received_at: datetime = _when(nullable=False)

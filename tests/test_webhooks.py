@@ -1,0 +1,94 @@
+"""The webhooks: signatures, idempotency, malformed bodies, fast TwiML replies."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, func, select
+
+from bot.models import Delivery, InboundMessage, Participant
+from tests.conftest import inbound_params, sign
+
+# A parent who hears about the program from a flyer and texts the keyword.
+PARENT = "+14155550123"
+
+
+def count(session: Session, model: type) -> int:
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def test_a_keyword_text_enrolls_and_the_welcome_says_how_to_stop(text_bot, session):
+    response = text_bot(PARENT, "join")
+    assert response.status_code == 200
+    assert response.mimetype == "application/xml"
+    [welcome] = response.replies
+    assert "Daily Check-in" in welcome
+    assert "up to 2 texts a day" in welcome
+    assert "STOP" in welcome
+    participant = session.exec(select(Participant)).one()
+    assert participant.phone == PARENT
+    assert participant.program == "daily-checkin"
+    assert count(session, Delivery) == 1 + 14  # the welcome, and a week of two daily events
+
+
+def test_it_refuses_an_unsigned_request_and_changes_nothing(client, session):
+    response = client.post("/twilio/sms", data=inbound_params(PARENT, "JOIN"))
+    assert response.status_code == 403
+    assert count(session, InboundMessage) == 0
+    assert count(session, Participant) == 0
+
+
+def test_it_refuses_a_forged_signature_and_changes_nothing(twilio_post, session, settings):
+    params = inbound_params(PARENT, "JOIN")
+    forged = sign(settings.with_overrides(twilio_auth_token="guessed-token"), "/twilio/sms", params)
+    response = twilio_post("/twilio/sms", params, signature=forged)
+    assert response.status_code == 403
+    assert count(session, InboundMessage) == 0
+
+
+def test_a_signature_for_altered_parameters_is_refused(client, settings, session):
+    params = inbound_params(PARENT, "JOIN")
+    signature = sign(settings, "/twilio/sms", params)
+    tampered = {**params, "Body": "STOP"}
+    response = client.post(
+        "/twilio/sms", data=tampered, headers={"X-Twilio-Signature": signature}
+    )
+    assert response.status_code == 403
+    assert count(session, InboundMessage) == 0
+
+
+def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(client, settings):
+    # The proxy hands us http://localhost/...; Twilio signed https://tend.example.org/...
+    params = inbound_params(PARENT, "HELP")
+    response = client.post(
+        "/twilio/sms",
+        data=params,
+        headers={"X-Twilio-Signature": sign(settings, "/twilio/sms", params)},
+        base_url="http://internal-host:8000",
+    )
+    assert response.status_code == 200
+
+
+def test_a_retried_webhook_is_processed_once(text_bot, session):
+    first = text_bot(PARENT, "JOIN", sid="SM" + "a" * 32)
+    retry = text_bot(PARENT, "JOIN", sid="SM" + "a" * 32)
+    assert first.replies and retry.status_code == 200
+    assert retry.replies == []
+    assert count(session, InboundMessage) == 1
+    assert count(session, Participant) == 1
+
+
+def test_a_malformed_body_gets_a_clear_error_and_stores_nothing(twilio_post, session):
+    params = {"Body": "hello", "From": PARENT}  # no MessageSid
+    response = twilio_post("/twilio/sms", params)
+    assert response.status_code == 400
+    assert b"MessageSid" in response.data
+    garbled = {**inbound_params("not-a-number", "hi")}
+    response = twilio_post("/twilio/sms", garbled)
+    assert response.status_code == 400
+    assert b"From is not a phone number" in response.data
+    assert count(session, InboundMessage) == 0
+
+
+def test_health_reports_database_and_redis(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "redis": "ok"}

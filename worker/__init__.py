@@ -1,0 +1,1 @@
+"""Job functions and the dispatcher loop; the domain lives in bot/."""

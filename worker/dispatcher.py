@@ -1,0 +1,102 @@
+"""The dispatcher: every tick, claim due rows from SQL and put them on the queue.
+
+Safe to run more than once at a time: claims are conditional updates (SKIP LOCKED on
+PostgreSQL), and a row whose job was lost with Redis is claimed again from SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from rq import Queue
+from sqlalchemy.engine import Engine
+
+from bot import outbox
+from bot.db import session_scope
+from bot.delivery_status import apply_unmatched
+from bot.settings import Settings
+from worker import jobs
+
+log = logging.getLogger(__name__)
+
+JOB_SIZE = 50  # deliveries per job: enough to amortize a job, small enough to spread
+REQUEUE_AFTER = timedelta(seconds=60)
+
+
+@dataclass
+class Tick:
+    due: int = 0
+    requeued: int = 0
+    stale: int = 0
+    callbacks: int = 0
+
+
+def _enqueue(queue: Queue, ids: list[int]) -> None:
+    if not ids:
+        return
+    specs = [
+        Queue.prepare_data(
+            jobs.send_deliveries, args=(ids[i : i + JOB_SIZE],), result_ttl=0, failure_ttl=86400,
+            timeout=300,
+        )
+        for i in range(0, len(ids), JOB_SIZE)
+    ]
+    queue.enqueue_many(specs)
+
+
+def tick(*, engine: Engine, queue: Queue, settings: Settings) -> Tick:
+    """One round: due rows, lost jobs, stale sends, early status callbacks."""
+    result = Tick()
+    while True:
+        due = outbox.claim_due(engine=engine, limit=settings.dispatch_batch_size)
+        _enqueue(queue, due)
+        result.due += len(due)
+        if len(due) < settings.dispatch_batch_size:
+            break
+    lost = outbox.claim_lost(
+        engine=engine, limit=settings.dispatch_batch_size, requeue_after=REQUEUE_AFTER
+    )
+    _enqueue(queue, lost)
+    result.requeued = len(lost)
+    stale = outbox.claim_stale(
+        engine=engine,
+        limit=settings.dispatch_batch_size,
+        claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
+    )
+    for delivery_id in stale:
+        queue.enqueue(jobs.reconcile_delivery, delivery_id, result_ttl=0, failure_ttl=86400)
+    result.stale = len(stale)
+    with session_scope(engine) as session:
+        result.callbacks = apply_unmatched(
+            session=session, max_attempts=settings.max_send_attempts
+        )
+    return result
+
+
+def run(*, engine: Engine, queue: Queue, settings: Settings, once: bool = False) -> None:
+    """Tick every DISPATCH_INTERVAL_SECONDS until SIGTERM/SIGINT."""
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("dispatcher started (every %.1fs)", settings.dispatch_interval_seconds)
+    while not stopping:
+        started = time.monotonic()
+        try:
+            result = tick(engine=engine, queue=queue, settings=settings)
+            if result.due or result.requeued or result.stale:
+                log.info("dispatched %s", result)
+        except Exception:
+            # A database or Redis hiccup must not end the loop; SQL still holds every row.
+            log.exception("dispatch tick failed; retrying")
+        if once:
+            return
+        time.sleep(max(0.0, settings.dispatch_interval_seconds - (time.monotonic() - started)))

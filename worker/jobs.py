@@ -1,0 +1,25 @@
+"""RQ jobs. They take ids, reload rows, and return quietly when the work is gone or done."""
+
+from __future__ import annotations
+
+import logging
+
+from worker import context
+
+log = logging.getLogger(__name__)
+
+
+def send_deliveries(delivery_ids: list[int]) -> dict[str, int]:
+    """Send the claimed deliveries `delivery_ids` (skipping any no longer queued)."""
+    ctx = context.current()
+    sender = ctx.batch_sender
+    sender.programs = ctx.programs()
+    outcome = sender.send_batch(delivery_ids)
+    summary = {name: len(ids) for name, ids in vars(outcome).items() if ids}
+    log.info("batch of %d: %s", len(delivery_ids), summary)
+    return summary
+
+
+def reconcile_delivery(delivery_id: int) -> str:
+    """Settle a delivery a worker left in sending: found at the provider, or sent again."""
+    return context.current().batch_sender.reconcile(delivery_id)
