@@ -286,13 +286,28 @@ def stack(settings: Settings, redis_conn: redis.Redis) -> Iterator[Stack]:
     sandbox_of(sandbox_app).close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 8.0) -> bool:
-    """Poll until `predicate` holds (status callbacks arrive over real HTTP, in their own time)."""
+def wait_for(
+    predicate: Callable[[], bool], timeout: float = 8.0, *, sweeping: Engine | None = None
+) -> bool:
+    """Poll until `predicate` holds (status callbacks arrive over real HTTP, in their own time).
+
+    With `sweeping`, each poll first does what the dispatcher's tick does every second in
+    production: apply status callbacks that arrived before the worker recorded their sid.
+    """
     import time
+
+    from bot.db import session_scope
+    from bot.delivery_status import apply_unmatched
+
+    def holds() -> bool:
+        if sweeping is not None:
+            with session_scope(sweeping) as session:
+                apply_unmatched(session=session, older_than_seconds=0)
+        return predicate()
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
+        if holds():
             return True
         time.sleep(0.02)
-    return predicate()
+    return holds()

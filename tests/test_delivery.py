@@ -55,7 +55,7 @@ def test_a_clinic_enrollment_sends_the_welcome_and_records_its_delivery(
     assert sent.provider_sid == message.sid
     assert sent.body == message.body
     assert sent.program_version == program(stack.settings).version
-    assert wait_for(lambda: welcome(session).status == DeliveryStatus.DELIVERED)
+    assert wait_for(lambda: welcome(session).status == DeliveryStatus.DELIVERED, sweeping=engine)
 
 
 def test_a_rate_limit_is_retried_later_and_sent_once(stack, engine, redis_conn, session):

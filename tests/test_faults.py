@@ -220,7 +220,7 @@ def test_a_worker_killed_between_sending_and_recording_the_sid_is_reconciled_not
     settled = fresh(session, ana)
     assert settled.provider_sid == message.sid and settled.attempts == 1
     # The sandbox's callbacks for the unknown sid were held, and applied once it was known.
-    assert wait_for(lambda: fresh(session, ana).status == DeliveryStatus.DELIVERED)
+    assert wait_for(lambda: fresh(session, ana).status == DeliveryStatus.DELIVERED, sweeping=engine)
 
 
 def test_a_worker_killed_between_claiming_a_batch_and_sending_it_loses_and_repeats_nothing(
@@ -357,7 +357,9 @@ def test_a_permanent_error_fails_the_delivery_flags_the_participant_and_cancels_
     deliver(engine, redis_conn)
     finals = (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
     for phone, fault in PERMANENT.items():
-        assert wait_for(lambda i=ids[phone]: fresh(session, i).status in finals), phone
+        assert wait_for(
+            lambda i=ids[phone]: fresh(session, i).status in finals, sweeping=engine
+        ), phone
         assert fresh(session, ids[phone]).error_code == fault["code"]
         person = person_of(session, ids[phone])
         assert person.undeliverable_at is not None
@@ -376,7 +378,7 @@ def test_a_carrier_opt_out_at_create_or_by_callback_opts_out_and_nothing_more_is
     stack.faults([{"status": 400, "code": 21610}], to=ANA)
     stack.faults([{"callback_status": "failed", "code": 21610}], to=BEN)
     deliver(engine, redis_conn)
-    assert wait_for(lambda: person_of(session, ben).opted_out_at is not None)
+    assert wait_for(lambda: person_of(session, ben).opted_out_at is not None, sweeping=engine)
     assert person_of(session, ana).opted_out_at is not None
     with travelled(timedelta(days=8)):
         deliver(engine, redis_conn)
@@ -398,7 +400,9 @@ def test_a_transient_carrier_failure_is_retried_once_as_a_new_delivery_after_a_b
     deliver(engine, redis_conn)
     retries = {}
     for phone, fault in faults.items():
-        assert wait_for(lambda i=ids[phone], c=fault["code"]: fresh(session, i).error_code == c)
+        assert wait_for(
+            lambda i=ids[phone], c=fault["code"]: fresh(session, i).error_code == c, sweeping=engine
+        )
         failed = fresh(session, ids[phone])
         retry = session.exec(select(Delivery).where(Delivery.retry_of == failed.id)).one()
         assert retry.body == failed.body and retry.kind == failed.kind
@@ -409,7 +413,10 @@ def test_a_transient_carrier_failure_is_retried_once_as_a_new_delivery_after_a_b
     with travelled(timedelta(seconds=31)):
         assert deliver(engine, redis_conn).due == 2
         for retry_id in retries.values():
-            assert wait_for(lambda i=retry_id: fresh(session, i).status == DeliveryStatus.DELIVERED)
+            assert wait_for(
+                lambda i=retry_id: fresh(session, i).status == DeliveryStatus.DELIVERED,
+                sweeping=engine,
+            )
         deliver(engine, redis_conn)
     for phone, retry_id in retries.items():
         first, second = sent_to(stack, phone)  # the same text once more, and only once more
@@ -439,7 +446,7 @@ def test_carrier_retries_stop_at_the_attempt_bound(stack, engine, redis_conn, se
     with freeze_time(now(), tick=True) as clock:
         for _ in range(4):
             deliver(engine, redis_conn)
-            assert wait_for(settled)
+            assert wait_for(settled, sweeping=engine)
             clock.tick(timedelta(hours=1))
     assert len(sent_to(stack, ANA)) == 2  # the first try and one retry
     chain = welcomes()
@@ -453,7 +460,9 @@ def test_a_retry_left_in_sending_by_a_crash_is_not_mistaken_for_the_original_it_
     [ana] = enroll_now(engine, stack.settings, ANA)
     stack.faults([{"callback_status": "undelivered", "code": 30003}])
     deliver(engine, redis_conn)
-    assert wait_for(lambda: fresh(session, ana).status == DeliveryStatus.UNDELIVERED)
+    assert wait_for(
+        lambda: fresh(session, ana).status == DeliveryStatus.UNDELIVERED, sweeping=engine
+    )
     retry_id = session.exec(select(Delivery.id).where(Delivery.retry_of == ana)).one()
     with freeze_time(now() + timedelta(seconds=31), tick=True) as clock:
         assert tick(engine, redis_conn).due == 1
