@@ -76,6 +76,10 @@ class Participant(SQLModel, table=True):
     undeliverable_at: datetime | None = _when()
     undeliverable_reason: str | None = Field(default=None, max_length=200)
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # When the hub should next look at this participant (a micro intervention ends, the
+    # periodic evaluation, a CHECKIN); the dispatcher claims due ones.
+    next_evaluation_at: datetime | None = _when(index=True)
+    evaluation_reason: str | None = Field(default=None, max_length=20)
 
     @property
     def receives_automated_content(self) -> bool:
@@ -109,6 +113,7 @@ class Delivery(SQLModel, table=True):
     participant_id: int = Field(foreign_key="participant.id", index=True)
     kind: str = Field(max_length=32)  # welcome, event, reply, confirmation, safety, ...
     event_key: str | None = Field(default=None, max_length=80)
+    run_id: int | None = Field(default=None, foreign_key="intervention_run.id", index=True)
     template: str | None = Field(default=None, max_length=200)
     context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     assessment: dict[str, Any] | None = Field(
@@ -125,6 +130,7 @@ class Delivery(SQLModel, table=True):
     provider_sid: str | None = Field(default=None, max_length=64, unique=True)
     body: str | None = Field(default=None, sa_type=sa.Text)
     segments: int | None = None
+    encoding: str | None = Field(default=None, max_length=8)  # GSM-7 or UCS-2
     error_code: int | None = None
     error_message: str | None = Field(default=None, max_length=500)
     program_version: str | None = Field(default=None, max_length=64)
@@ -152,11 +158,52 @@ class Answer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
     delivery_id: int = Field(foreign_key="delivery.id", index=True)
-    inbound_message_id: int = Field(foreign_key="inbound_message.id", unique=True)
-    raw: str = Field(sa_type=sa.Text)
+    inbound_message_id: int | None = Field(
+        default=None, foreign_key="inbound_message.id", unique=True
+    )
+    raw: str = Field(default="", sa_type=sa.Text)
+    missing: bool = False  # no reply by the question's timeout
     value: float | None = None  # numbers and scales; yes is 1 and no is 0; a choice's number
     label: str | None = Field(default=None, sa_type=sa.Text)  # a choice's option, free text
     answered_at: datetime = _when(nullable=False)
+
+
+class InterventionRun(SQLModel, table=True):
+    """One micro intervention given to one participant: when, why, and how it went."""
+
+    __tablename__ = "intervention_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    intervention: str = Field(max_length=80)
+    level: str = Field(default="", max_length=80)
+    reason: str = Field(default="", max_length=300)  # why the hub chose it
+    started_at: datetime = _when(nullable=False)
+    ends_at: datetime | None = _when()  # when its last question closes, as planned
+    ended_at: datetime | None = _when()
+    outcome: str | None = Field(default=None, max_length=20)  # achieved, not achieved, disengaged
+    end_reason: str | None = Field(default=None, max_length=40)  # completed, ended early, ...
+    program_version: str | None = Field(default=None, max_length=64)
+
+
+class DecisionPoint(SQLModel, table=True):
+    """A decision rule applied to one event of one participant: the micro-randomized trial log."""
+
+    __tablename__ = "decision_point"
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    run_id: int | None = Field(default=None, foreign_key="intervention_run.id")
+    delivery_id: int = Field(foreign_key="delivery.id", unique=True)
+    decision: str = Field(max_length=120)  # intervention/event#occurrence
+    available: bool = True
+    probability: float | None = None  # of the option chosen; None when nothing was drawn
+    choice: str = Field(max_length=80)  # the event sent, or "skip"
+    program_version: str | None = Field(default=None, max_length=64)
+    decided_at: datetime = _when(nullable=False)
+    outcome: float | None = None  # the proximal outcome: the answer to what was sent
+    outcome_status: str | None = Field(default=None, max_length=12)  # answered, missing
+    outcome_at: datetime | None = _when()
 
 
 class Alert(SQLModel, table=True):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session, col, select, update
 
+from bot import hub
 from bot.clock import now
 from bot.models import Delivery, DeliveryStatus, Participant
 from bot.phones import mask, normalize
 from bot.programs import Program
-from bot.timing import local_moment, zone
+from bot.timing import zone
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def enroll(
             )
         )
     plan_events(session=session, participant=participant, program=program)
+    hub.begin(participant=participant, program=program)
+    session.add(participant)
     log.info("enrolled %s in %s via %s", mask(number), program.name, via)
     return participant
 
@@ -67,40 +70,25 @@ def enroll(
 def plan_events(
     *, session: Session, participant: Participant, program: Program, after: datetime | None = None
 ) -> int:
-    """Add outbox rows for each event occurrence still ahead (once each); returns how many."""
-    after = after or now()
-    tz = zone(participant.timezone)
-    first_day = participant.enrolled_at.astimezone(tz).date()
+    """Add outbox rows for each program-wide event occurrence still ahead (once each)."""
+    from bot.engine import plan_occurrences
+
     existing = set(
         session.exec(
             select(Delivery.event_key).where(
                 Delivery.participant_id == participant.id,
                 col(Delivery.status) != DeliveryStatus.CANCELLED,
                 col(Delivery.event_key).is_not(None),
+                col(Delivery.run_id).is_(None),
             )
         )
     )
-    added = 0
-    for event in program.events:
-        for occurrence in range(event.times):
-            key = f"{event.key}#{occurrence + 1}"
-            day = first_day + timedelta(days=event.start_day + occurrence * event.every_days)
-            due = local_moment(day, event.at, tz)
-            if due <= after or key in existing:
-                continue
-            session.add(
-                Delivery(
-                    participant_id=participant.id,
-                    kind="event",
-                    event_key=key,
-                    template=event.template,
-                    due_at=due,
-                    assessment=event.assessment.as_dict() if event.assessment else None,
-                    program_version=program.version,
-                )
-            )
-            added += 1
-    return added
+    return len(
+        plan_occurrences(
+            session=session, participant=participant, program=program, events=program.events,
+            moment=after or now(), existing=existing,
+        )
+    )
 
 
 def cancel_pending(*, session: Session, participant: Participant, reason: str) -> int:
@@ -120,6 +108,7 @@ def cancel_pending(*, session: Session, participant: Participant, reason: str) -
 def opt_out(*, session: Session, participant: Participant, reason: str) -> bool:
     """Record an opt-out and cancel pending events; False if they had already opted out."""
     cancel_pending(session=session, participant=participant, reason=f"opted out ({reason})")
+    hub.cancel_open_runs(session=session, participant=participant, reason="opted out")
     if participant.opted_out_at is not None:
         return False
     participant.opted_out_at = now()
@@ -136,6 +125,8 @@ def opt_in(*, session: Session, participant: Participant, program: Program | Non
     session.add(participant)
     if program is not None and participant.paused_at is None:
         plan_events(session=session, participant=participant, program=program)
+        if program.levels:
+            hub.request(participant, "resume")
     log.info("participant %s opted back in", participant.id)
     return True
 
@@ -146,6 +137,7 @@ def pause(*, session: Session, participant: Participant, reason: str) -> None:
         participant.paused_at = now()
         session.add(participant)
     cancel_pending(session=session, participant=participant, reason=f"paused ({reason})")
+    hub.cancel_open_runs(session=session, participant=participant, reason="paused")
 
 
 def resume(*, session: Session, participant: Participant, program: Program | None) -> None:
@@ -154,3 +146,5 @@ def resume(*, session: Session, participant: Participant, program: Program | Non
     session.add(participant)
     if program is not None and participant.opted_out_at is None:
         plan_events(session=session, participant=participant, program=program)
+        if program.levels:
+            hub.request(participant, "resume")

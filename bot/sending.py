@@ -20,7 +20,8 @@ from sqlalchemy import and_, case, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 
-from bot import delivery_status
+from bot import delivery_status, hub
+from bot import engine as mi
 from bot.clock import now
 from bot.db import session_scope
 from bot.encoding import MAX_CHARACTERS, encode
@@ -258,6 +259,32 @@ def _prepare(
             )
             outcome.deferred.append(delivery.id)
             continue
+        if delivery.body is None and program is not None:
+            # The program's decision rules, with the participant's latest state.
+            decision = mi.decide(
+                session=session, participant=participant, program=program, delivery=delivery,
+                moment=moment,
+            )
+            if decision.ended_run:
+                hub.request(participant, "ended", moment)
+                session.add(participant)
+            if decision.action == "cancel":
+                delivery.status, delivery.final_at = DeliveryStatus.CANCELLED, moment
+                delivery.error_message = decision.reason[:500]
+                outcome.cancelled.append(delivery.id)
+                continue
+            if decision.action == "defer" and decision.until is not None:
+                delivery.status, delivery.due_at, delivery.claimed_at = (
+                    DeliveryStatus.SCHEDULED, decision.until, None,
+                )
+                outcome.deferred.append(delivery.id)
+                continue
+            if decision.text is not None:
+                delivery.body = decision.text
+        if delivery.body is not None and delivery.segments is None:
+            encoded = encode(delivery.body)
+            delivery.body, delivery.segments = encoded.body, encoded.segments
+            delivery.encoding = encoded.encoding
         if delivery.body is None:
             try:
                 if program is None:
@@ -291,6 +318,7 @@ def _prepare(
                 log.error("delivery %s not rendered: %s", delivery.id, exc)
                 continue
             delivery.body, delivery.segments = encoded.body, encoded.segments
+            delivery.encoding = encoded.encoding
             if program is not None:
                 delivery.program_version = program.version
         delivery.status = DeliveryStatus.SENDING

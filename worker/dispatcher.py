@@ -15,7 +15,7 @@ from datetime import timedelta
 from rq import Queue
 from sqlalchemy.engine import Engine
 
-from bot import outbox
+from bot import hub, outbox
 from bot.db import session_scope
 from bot.delivery_status import apply_unmatched
 from bot.settings import Settings
@@ -33,6 +33,7 @@ class Tick:
     requeued: int = 0
     stale: int = 0
     callbacks: int = 0
+    evaluations: int = 0
 
 
 def _enqueue(queue: Queue, ids: list[int]) -> None:
@@ -70,6 +71,11 @@ def tick(*, engine: Engine, queue: Queue, settings: Settings) -> Tick:
     for delivery_id in stale:
         queue.enqueue(jobs.reconcile_delivery, delivery_id, result_ttl=0, failure_ttl=86400)
     result.stale = len(stale)
+    evaluations = hub.claim_due(engine=engine, limit=settings.dispatch_batch_size)
+    for i in range(0, len(evaluations), JOB_SIZE):
+        queue.enqueue(jobs.evaluate_participants, evaluations[i : i + JOB_SIZE], result_ttl=0,
+                      failure_ttl=86400, timeout=300)
+    result.evaluations = len(evaluations)
     with session_scope(engine) as session:
         result.callbacks = apply_unmatched(
             session=session, max_attempts=settings.max_send_attempts

@@ -23,3 +23,21 @@ def send_deliveries(delivery_ids: list[int]) -> dict[str, int]:
 def reconcile_delivery(delivery_id: int) -> str:
     """Settle a delivery a worker left in sending: found at the provider, or sent again."""
     return context.current().batch_sender.reconcile(delivery_id)
+
+
+def evaluate_participants(participant_ids: list[int]) -> dict[str, int]:
+    """The hub's evaluation of each participant (a micro intervention ended, the periodic
+    evaluation, a state answer, a CHECKIN)."""
+    from bot import hub
+
+    ctx = context.current()
+    programs = ctx.programs()
+    summary: dict[str, int] = {}
+    for participant_id in participant_ids:
+        what = hub.evaluate_participant(
+            engine=ctx.engine, programs=programs, participant_id=participant_id
+        )
+        key = what.split(" ")[0]
+        summary[key] = summary.get(key, 0) + 1
+    log.info("hub evaluated %d: %s", len(participant_ids), summary)
+    return summary

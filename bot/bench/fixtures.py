@@ -116,7 +116,10 @@ def delete_deliveries(engine: Engine) -> None:
     """Forget every delivery (and what hangs off them), keeping the participants."""
     with engine.begin() as connection:
         connection.execute(
-            text("TRUNCATE answer, delivery_event, unmatched_status, delivery RESTART IDENTITY")
+            text(
+                "TRUNCATE answer, delivery_event, unmatched_status, decision_point, delivery "
+                "RESTART IDENTITY CASCADE"
+            )
         )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 10:24:30.252502
+Create Date: 2026-11-21 11:30:09.871632
 """
 
 from collections.abc import Sequence
@@ -34,9 +34,12 @@ def upgrade() -> None:
     sa.Column('undeliverable_at', bot.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('undeliverable_reason', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('attributes', sa.JSON(), nullable=True),
+    sa.Column('next_evaluation_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('evaluation_reason', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('participant', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_participant_next_evaluation_at'), ['next_evaluation_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_participant_phone'), ['phone'], unique=True)
         batch_op.create_index(batch_op.f('ix_participant_program'), ['program'], unique=False)
 
@@ -50,40 +53,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('unmatched_status', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_unmatched_status_message_sid'), ['message_sid'], unique=False)
-
-    op.create_table('delivery',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('participant_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('event_key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
-    sa.Column('template', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-    sa.Column('context', sa.JSON(), nullable=True),
-    sa.Column('assessment', sa.JSON(none_as_null=True), nullable=True),
-    sa.Column('due_at', bot.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('via', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('claimed_at', bot.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('send_started_at', bot.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('retry_of', sa.Integer(), nullable=True),
-    sa.Column('claim_token', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
-    sa.Column('provider_sid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('body', sa.Text(), nullable=True),
-    sa.Column('segments', sa.Integer(), nullable=True),
-    sa.Column('error_code', sa.Integer(), nullable=True),
-    sa.Column('error_message', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-    sa.Column('program_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('created_at', bot.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', bot.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('final_at', bot.models.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], ),
-    sa.ForeignKeyConstraint(['retry_of'], ['delivery.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('provider_sid')
-    )
-    with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_delivery_participant_id'), ['participant_id'], unique=False)
-        batch_op.create_index('ix_delivery_status_due', ['status', 'due_at'], unique=False)
 
     op.create_table('inbound_message',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -104,6 +73,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_inbound_message_participant_id'), ['participant_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_message_received_at'), ['received_at'], unique=False)
 
+    op.create_table('intervention_run',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('participant_id', sa.Integer(), nullable=False),
+    sa.Column('intervention', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('level', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('started_at', bot.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('end_reason', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('program_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('intervention_run', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_intervention_run_participant_id'), ['participant_id'], unique=False)
+
     op.create_table('alert',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('participant_id', sa.Integer(), nullable=True),
@@ -119,12 +106,51 @@ def upgrade() -> None:
     with op.batch_alter_table('alert', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_alert_participant_id'), ['participant_id'], unique=False)
 
+    op.create_table('delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('participant_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('event_key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+    sa.Column('run_id', sa.Integer(), nullable=True),
+    sa.Column('template', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('context', sa.JSON(), nullable=True),
+    sa.Column('assessment', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('due_at', bot.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('via', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('send_started_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('retry_of', sa.Integer(), nullable=True),
+    sa.Column('claim_token', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('provider_sid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('body', sa.Text(), nullable=True),
+    sa.Column('segments', sa.Integer(), nullable=True),
+    sa.Column('encoding', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
+    sa.Column('error_code', sa.Integer(), nullable=True),
+    sa.Column('error_message', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('program_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('created_at', bot.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('final_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], ),
+    sa.ForeignKeyConstraint(['retry_of'], ['delivery.id'], ),
+    sa.ForeignKeyConstraint(['run_id'], ['intervention_run.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('provider_sid')
+    )
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_delivery_participant_id'), ['participant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_run_id'), ['run_id'], unique=False)
+        batch_op.create_index('ix_delivery_status_due', ['status', 'due_at'], unique=False)
+
     op.create_table('answer',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('participant_id', sa.Integer(), nullable=False),
     sa.Column('delivery_id', sa.Integer(), nullable=False),
-    sa.Column('inbound_message_id', sa.Integer(), nullable=False),
+    sa.Column('inbound_message_id', sa.Integer(), nullable=True),
     sa.Column('raw', sa.Text(), nullable=False),
+    sa.Column('missing', sa.Boolean(), nullable=False),
     sa.Column('value', sa.Float(), nullable=True),
     sa.Column('label', sa.Text(), nullable=True),
     sa.Column('answered_at', bot.models.UTCDateTime(timezone=True), nullable=False),
@@ -137,6 +163,29 @@ def upgrade() -> None:
     with op.batch_alter_table('answer', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_answer_delivery_id'), ['delivery_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_answer_participant_id'), ['participant_id'], unique=False)
+
+    op.create_table('decision_point',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('participant_id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=True),
+    sa.Column('delivery_id', sa.Integer(), nullable=False),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('available', sa.Boolean(), nullable=False),
+    sa.Column('probability', sa.Float(), nullable=True),
+    sa.Column('choice', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('program_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decided_at', bot.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('outcome', sa.Float(), nullable=True),
+    sa.Column('outcome_status', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
+    sa.Column('outcome_at', bot.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['delivery_id'], ['delivery.id'], ),
+    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], ),
+    sa.ForeignKeyConstraint(['run_id'], ['intervention_run.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('delivery_id')
+    )
+    with op.batch_alter_table('decision_point', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_decision_point_participant_id'), ['participant_id'], unique=False)
 
     op.create_table('delivery_event',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -160,26 +209,35 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_delivery_event_delivery_id'))
 
     op.drop_table('delivery_event')
+    with op.batch_alter_table('decision_point', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_decision_point_participant_id'))
+
+    op.drop_table('decision_point')
     with op.batch_alter_table('answer', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_answer_participant_id'))
         batch_op.drop_index(batch_op.f('ix_answer_delivery_id'))
 
     op.drop_table('answer')
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_delivery_status_due')
+        batch_op.drop_index(batch_op.f('ix_delivery_run_id'))
+        batch_op.drop_index(batch_op.f('ix_delivery_participant_id'))
+
+    op.drop_table('delivery')
     with op.batch_alter_table('alert', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_alert_participant_id'))
 
     op.drop_table('alert')
+    with op.batch_alter_table('intervention_run', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_intervention_run_participant_id'))
+
+    op.drop_table('intervention_run')
     with op.batch_alter_table('inbound_message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_message_received_at'))
         batch_op.drop_index(batch_op.f('ix_inbound_message_participant_id'))
         batch_op.drop_index(batch_op.f('ix_inbound_message_from_phone'))
 
     op.drop_table('inbound_message')
-    with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.drop_index('ix_delivery_status_due')
-        batch_op.drop_index(batch_op.f('ix_delivery_participant_id'))
-
-    op.drop_table('delivery')
     with op.batch_alter_table('unmatched_status', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_unmatched_status_message_sid'))
 
@@ -187,6 +245,7 @@ def downgrade() -> None:
     with op.batch_alter_table('participant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_participant_program'))
         batch_op.drop_index(batch_op.f('ix_participant_phone'))
+        batch_op.drop_index(batch_op.f('ix_participant_next_evaluation_at'))
 
     op.drop_table('participant')
     # ### end Alembic commands ###
