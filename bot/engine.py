@@ -527,6 +527,10 @@ def _decide_reminder(session: Session, reminder: Delivery) -> Decision:
     ).first()
     if answered is not None:
         return Decision("cancel", "already answered")
+    after = timedelta(hours=float((reminder.context or {}).get("after_hours") or 1))
+    if as_utc(prompt.sent_at) + after > as_utc(reminder.due_at):
+        return Decision("defer", "its question went out late",
+                        until=as_utc(prompt.sent_at) + after)
     return Decision("send", text=text)
 
 
@@ -647,3 +651,77 @@ def settle_decisions(*, session: Session, participant_id: int, moment: datetime)
         else:
             continue
         session.add(point)
+
+
+# ---------------------------------------------------------------------------------------------
+# What templates see of the process
+
+
+def run_summary(session: Session, run: InterventionRun, program: Program) -> dict[str, Any]:
+    """One micro intervention as templates see it (history.interventions, previous)."""
+    intervention = program.intervention(run.intervention)
+    level = program.level(run.level)
+    tally = run_tally(session, run)
+    return {
+        "key": run.intervention,
+        "title": intervention.title if intervention else run.intervention,
+        "level": level.title if level else run.level,
+        "started": run.started_at,
+        "ended": run.ended_at,
+        "outcome": run.outcome,
+        "asked": tally["asked"],
+        "answered": tally["answered"],
+        "missing": tally["missing"],
+    }
+
+
+def history_of(session: Session, participant_id: int, program: Program) -> list[dict[str, Any]]:
+    if not program.interventions:
+        return []
+    runs = session.exec(
+        select(InterventionRun)
+        .where(InterventionRun.participant_id == participant_id)
+        .order_by(col(InterventionRun.started_at), col(InterventionRun.id))
+    ).all()
+    return [run_summary(session, run, program) for run in runs]
+
+
+def narrative_context(
+    session: Session, program: Program, delivery: Delivery
+) -> dict[str, Any]:
+    """`previous`, `current`, `next` and `reason` for the hub's narrative."""
+    run = session.get(InterventionRun, delivery.run_id) if delivery.run_id else None
+    context = delivery.context or {}
+    previous_id = context.get("previous_run")
+    previous = session.get(InterventionRun, int(previous_id)) if previous_id else None
+    current = None
+    following = None
+    if run is not None and (intervention := program.intervention(run.intervention)):
+        levels = list(program.levels)
+        index = next((i for i, lv in enumerate(levels) if lv.key == intervention.level), 0)
+        level = levels[index] if levels else None
+        current = {
+            "key": intervention.key,
+            "title": intervention.title,
+            "rationale": intervention.rationale,
+            "reason": run.reason,
+            "level": {
+                "key": level.key if level else "",
+                "title": level.title if level else "",
+                "rationale": level.rationale if level else "",
+                "position": index + 1,
+                "count": len(levels),
+            },
+            "events": [
+                {"key": e.key, "goal": e.goal, "times": e.times} for e in intervention.planned
+            ],
+        }
+        if index + 1 < len(levels):
+            after = levels[index + 1]
+            following = {"key": after.key, "title": after.title, "rationale": after.rationale}
+    return {
+        "previous": run_summary(session, previous, program) if previous else None,
+        "current": current,
+        "next": following,
+        "reason": context.get("reason", "start"),
+    }

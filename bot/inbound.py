@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
-from bot import crisis, participants
+from bot import crisis, engine, hub, participants
 from bot.assessments import parse, prompt_hint, question_from_spec
-from bot.clock import now
+from bot.clock import as_utc, now
 from bot.db import insert_or_ignore
 from bot.encoding import encode
 from bot.intents import Intent, classify, keyword_of
-from bot.models import Alert, Answer, Delivery, DeliveryStatus, InboundMessage, Participant
+from bot.models import (
+    Alert,
+    Answer,
+    Delivery,
+    DeliveryStatus,
+    InboundMessage,
+    InterventionRun,
+    Participant,
+)
 from bot.narrative import NarrativeError, base_context, render
 from bot.phones import PhoneNumberError, mask, normalize
 from bot.programs import Program
@@ -25,6 +33,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_REPLY_INTERVAL = timedelta(hours=24)  # answer an unknown number at most once a day
 ANSWER_WINDOW = timedelta(hours=36)  # a reply this long after a question still answers it
+MAX_ANSWER_WINDOW = timedelta(days=7)  # no question stays open longer, whatever its timeout
 
 
 class InboundError(ValueError):
@@ -71,6 +80,7 @@ def _record_reply(
             status=DeliveryStatus.ACCEPTED,
             body=encoded.body,
             segments=encoded.segments,
+            encoding=encoded.encoding,
             sent_at=moment,
             program_version=program.version if program else None,
         )
@@ -239,6 +249,14 @@ def _respond(
         reply("reply", f"You're already enrolled in {joined.title}. {STOP_LINE}")
         return result
 
+    if intent is Intent.CHECKIN:
+        text, recorded = _checkin(session=session, participant=participant, program=program)
+        if recorded:
+            result.replies.append(text)
+        else:
+            reply("checkin", text)
+        return result
+
     if (answered := _credit_answer(session=session, participant=participant, message=message)):
         result.intent = "answer"
         if answered is not True:
@@ -249,6 +267,42 @@ def _respond(
     if not _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
         reply("reply", f"Thanks for your message. {STOP_LINE}")
     return result
+
+
+def _checkin(
+    *, session: Session, participant: Participant, program: Program | None
+) -> tuple[str, bool]:
+    """CHECKIN: the program's state question if it has one (its answer wakes the hub), else
+    where the participant stands and the hub looks at them again now. Returns the reply and
+    whether it is recorded already (the state question is, as the prompt its answer credits)."""
+    if program is None or participant.paused_at is not None:
+        return f"Thanks for checking in. {STOP_LINE}", False
+    if program.hub is not None and program.hub.state is not None:
+        state = program.hub.state
+        try:
+            text = render(program, state.template, base_context(participant, program))
+        except NarrativeError as exc:
+            log.error("state question for %s failed to render: %s", program.name, exc)
+        else:
+            encoded = encode(text)
+            moment = now()
+            session.add(Delivery(
+                participant_id=participant.id, kind="state", via="twiml",
+                event_key=f"state/{state.key}", template=state.template, due_at=moment,
+                status=DeliveryStatus.ACCEPTED, body=encoded.body, segments=encoded.segments,
+                encoding=encoded.encoding, sent_at=moment,
+                assessment={**state.assessment.as_dict(), "state_key": state.key},
+                program_version=program.version,
+            ))
+            return encoded.body, True
+    if program.levels:
+        hub.request(participant, "checkin")
+        session.add(participant)
+        run = hub.open_run(session, participant.id or 0)
+        if run is not None and (current := program.intervention(run.intervention)):
+            return (f"Thanks for checking in. You're working on: {current.title}. "
+                    f"Your next message is on its way. {STOP_LINE}"), False
+    return f"Thanks for checking in. Your next message comes as planned. {STOP_LINE}", False
 
 
 def _join(
@@ -304,41 +358,55 @@ def _answered_recently(*, session: Session, phone: str, exclude: int | None) -> 
 def _credit_answer(
     *, session: Session, participant: Participant, message: InboundMessage
 ) -> str | bool:
-    """Credit the reply to the most recent unanswered question; returns the text to answer with.
+    """Credit the reply to the question that asked it; returns the text to answer with.
 
-    The rule: a reply answers the latest question sent in the last 36 hours that has no answer
-    yet. A reply that cannot be read gets one clarifying re-prompt; a second one is kept as text.
+    The rule (narratives/README.md, "Replies"): the open questions are those sent within their
+    timeout (36 hours unless the program says otherwise) with no answer yet. The newest open
+    question that can read the reply gets it, so "4" still answers a 1-5 question after a later
+    yes/no one. If none can read it, the newest asks once to clarify; an unreadable second
+    reply is kept as text.
     """
-    since = now() - ANSWER_WINDOW
-    # The latest unanswered prompt, found in SQL: neither the window's prompts nor the
-    # participant's answers need to be loaded to pick one.
+    moment = now()
     answered = (
         select(Answer.id)
         .where(Answer.participant_id == participant.id, Answer.delivery_id == Delivery.id)
         .exists()
     )
-    prompt = session.exec(
-        select(Delivery)
-        .where(
-            Delivery.participant_id == participant.id,
-            col(Delivery.assessment).is_not(None),
-            col(Delivery.sent_at).is_not(None),
-            Delivery.sent_at >= since,
-            ~answered,
-        )
-        .order_by(col(Delivery.sent_at).desc(), col(Delivery.id).desc())
-        .limit(1)
-    ).first()
-    if prompt is None or prompt.assessment is None:
+    prompts = [
+        prompt
+        for prompt in session.exec(
+            select(Delivery)
+            .where(
+                Delivery.participant_id == participant.id,
+                col(Delivery.assessment).is_not(None),
+                col(Delivery.sent_at).is_not(None),
+                Delivery.sent_at >= moment - MAX_ANSWER_WINDOW,
+                ~answered,
+            )
+            .order_by(col(Delivery.sent_at).desc(), col(Delivery.id).desc())
+            .limit(20)
+        ).all()
+        if as_utc(prompt.sent_at) + _window(prompt) >= moment  # type: ignore[arg-type]
+    ]
+    if not prompts:
         return False
-    spec = prompt.assessment
-    question = question_from_spec(spec)
-    parsed = parse(question, message.body)
-    clarified = bool(spec.get("clarified"))
-    if not parsed.ok and not clarified:
-        prompt.assessment = {**spec, "clarified": True}
-        session.add(prompt)
-        return str(spec.get("clarify") or f"Sorry, I didn't catch that. {prompt_hint(question)}")
+    readings = [(prompt, question_from_spec(prompt.assessment or {})) for prompt in prompts]
+    chosen = next(
+        ((p, q, parsed) for p, q in readings if (parsed := parse(q, message.body)).ok), None
+    )
+    if chosen is None:
+        prompt, question = readings[0]
+        spec = prompt.assessment or {}
+        if not spec.get("clarified"):
+            prompt.assessment = {**spec, "clarified": True}
+            session.add(prompt)
+            return str(
+                spec.get("clarify") or f"Sorry, I didn't catch that. {prompt_hint(question)}"
+            )
+        parsed = parse(question, message.body)
+    else:
+        prompt, question, parsed = chosen
+    spec = prompt.assessment or {}
     value, label = None, None
     if parsed.ok:
         if isinstance(parsed.value, bool):
@@ -358,6 +426,30 @@ def _credit_answer(
             raw=message.body,
             value=value,
             label=label,
+            answered_at=moment,
         )
     )
+    session.flush()
+    _after_answer(session=session, participant=participant, prompt=prompt, moment=moment)
     return str(spec.get("thanks") or "Thanks, noted.") if parsed.ok else True
+
+
+def _window(prompt: Delivery) -> timedelta:
+    hours = (prompt.assessment or {}).get("timeout_hours")
+    return timedelta(hours=float(hours)) if hours else ANSWER_WINDOW
+
+
+def _after_answer(
+    *, session: Session, participant: Participant, prompt: Delivery, moment: datetime
+) -> None:
+    """An answer may settle decision points, feed the hub's state, or complete an intervention."""
+    assert participant.id is not None
+    engine.settle_decisions(session=session, participant_id=participant.id, moment=moment)
+    if prompt.kind == "state":
+        hub.request(participant, "state", moment)
+        session.add(participant)
+    elif prompt.run_id is not None:
+        run = session.get(InterventionRun, prompt.run_id)
+        if run is not None and run.ended_at is None and engine.run_is_over(session, run, moment):
+            hub.request(participant, "ended", moment)
+            session.add(participant)

@@ -174,7 +174,7 @@ def message_context(
     delivery: Delivery,
     answers: Sequence[Answer] | None = None,
 ) -> dict[str, Any]:
-    """What a template may use: see README, "Writing content".
+    """What a template may use: see narratives/README.md, "Templates".
 
     `answers`: the participant's answers oldest first, when the caller read them already.
     """
@@ -182,18 +182,26 @@ def message_context(
     if answers is None:
         assert participant.id is not None
         answers = _answers_of(session, {participant.id})[participant.id]
-    key, _, occurrence = (delivery.event_key or "").partition("#")
-    event = next((e for e in program.events if e.key == key), None)
+    _, _, occurrence = (delivery.event_key or "").partition("#")
+    intervention, event = program.find_event(delivery.event_key or "")
+    sent = (delivery.context or {}).get("sent_event")
+    if sent and intervention is not None:
+        event = intervention.event(sent) or event
     context["event"] = {
-        "key": key,
+        "key": event.key if event else "",
         "occurrence": int(occurrence) if occurrence.isdigit() else 0,
-        "times": event.times if event else 0,
+        "times": int((delivery.context or {}).get("times") or (event.times if event else 0)),
         "goal": event.goal if event else "",
     }
     context["history"] = {
-        "answers": [{"value": a.value, "raw": a.raw, "at": a.answered_at} for a in answers],
-        "answered": len(answers),
+        "answers": [
+            {"value": a.value, "raw": a.raw, "at": a.answered_at} for a in answers if not a.missing
+        ],
+        "answered": sum(1 for a in answers if not a.missing),
+        "interventions": mi.history_of(session, participant.id or 0, program),
     }
+    if delivery.kind == "narrative":
+        context.update(mi.narrative_context(session, program, delivery))
     return context
 
 

@@ -74,7 +74,7 @@ def tick(*, engine: Engine, queue: Queue, settings: Settings) -> Tick:
     evaluations = hub.claim_due(engine=engine, limit=settings.dispatch_batch_size)
     for i in range(0, len(evaluations), JOB_SIZE):
         queue.enqueue(jobs.evaluate_participants, evaluations[i : i + JOB_SIZE], result_ttl=0,
-                      failure_ttl=86400, timeout=300)
+                      failure_ttl=86400, job_timeout=300)
     result.evaluations = len(evaluations)
     with session_scope(engine) as session:
         result.callbacks = apply_unmatched(
