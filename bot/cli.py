@@ -63,11 +63,21 @@ def migrate() -> None:
 @click.argument("phone")
 @click.option("--program", "program_name", required=True, help="program folder name")
 @click.option("--tz", "timezone", default=None, help="IANA time zone, e.g. America/Chicago")
-def enroll_command(phone: str, program_name: str, timezone: str | None) -> None:
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE",
+              help="a participant attribute the program uses, e.g. wake_time=06:30")
+def enroll_command(
+    phone: str, program_name: str, timezone: str | None, attrs: tuple[str, ...]
+) -> None:
     """Enroll PHONE in a program; the welcome goes out at the next allowed moment."""
     settings = _settings()
     program = _program(settings, program_name)
     engine = get_engine(settings.database_url)
+    attributes = {}
+    for pair in attrs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.ClickException(f"--attr {pair!r} should look like wake_time=06:30")
+        attributes[name.strip()] = value
     try:
         with session_scope(engine) as session:
             participant = enroll(
@@ -76,6 +86,7 @@ def enroll_command(phone: str, program_name: str, timezone: str | None) -> None:
                 program=program,
                 timezone=timezone or settings.default_timezone,
                 via="cli",
+                attributes=attributes,
             )
     except (PhoneNumberError, TimezoneError, EnrollmentError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -274,6 +285,49 @@ def bench_command(quick: bool) -> None:
     from bot.bench import run_benchmark
 
     run_benchmark(quick=quick)
+
+
+@main.command("simulate")
+@click.option("--program", "program_name", required=True, help="program folder name")
+@click.option("--persona", default="engaged", show_default=True,
+              help="engaged, sporadic, disengaging, stops, checkin, or mix (all in turn)")
+@click.option("--days", default=56, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--participants", default=1, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--seed", default=1, show_default=True, type=int, help="the personas' choices")
+@click.option("--start", default=None, help="enrollment day, ISO date (default 2026-03-02)")
+@click.option("--tz", "timezones", multiple=True,
+              help="participants' time zone; repeat to spread them (default DEFAULT_TIMEZONE)")
+@click.option("--database-url", default=None,
+              help="an empty database to use (default: a temporary SQLite file)")
+def simulate_command(
+    program_name: str, persona: str, days: int, participants: int, seed: int,
+    start: str | None, timezones: tuple[str, ...], database_url: str | None,
+) -> None:
+    """Run simulated participants through a program on a virtual clock, on the real stack.
+
+    One participant: their transcript in local time, then the summary; the last line is JSON.
+    """
+    from datetime import date
+
+    from bot.simulate import DEFAULT_START, Plan, SimulationError, run_command
+
+    settings = _settings()
+    try:
+        first_day = date.fromisoformat(start) if start else DEFAULT_START
+    except ValueError:
+        message = f"--start must be a date like 2026-03-02, not {start!r}"
+        raise click.ClickException(message) from None
+    plan = Plan(
+        program=program_name, persona=persona, days=days, participants=participants, seed=seed,
+        start=first_day, timezones=timezones or (settings.default_timezone,),
+    )
+    try:
+        run_command(
+            plan, settings, database_url=database_url, echo=click.echo,
+            progress=(lambda line: click.echo(line, err=True)) if participants > 1 else None,
+        )
+    except SimulationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":

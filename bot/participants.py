@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 
 from sqlmodel import Session, col, select, update
@@ -36,17 +37,20 @@ def enroll(
     via: str,
     welcome_now: bool = True,
     region: str = "US",
+    attributes: dict[str, str] | None = None,
 ) -> Participant:
     """Enroll a number in `program`; queue the welcome and plan the program's events."""
     number = normalize(phone, region)
     tz = zone(timezone).key
+    own = check_attributes(program, attributes or {})
     if existing := find_by_phone(session=session, phone=number):
         raise EnrollmentError(
             f"{mask(number)} is already enrolled in {existing.program} "
             f"(participant {existing.id})"
         )
     participant = Participant(
-        phone=number, program=program.name, timezone=tz, enrolled_via=via, enrolled_at=now()
+        phone=number, program=program.name, timezone=tz, enrolled_via=via, enrolled_at=now(),
+        attributes=own,
     )
     session.add(participant)
     session.flush()
@@ -65,6 +69,24 @@ def enroll(
     session.add(participant)
     log.info("enrolled %s in %s via %s", mask(number), program.name, via)
     return participant
+
+
+def check_attributes(program: Program, attributes: dict[str, str]) -> dict[str, str]:
+    """A participant's own attribute values, checked against the program's attributes."""
+    defaults = program.attribute_defaults
+    checked: dict[str, str] = {}
+    for name, value in attributes.items():
+        if name not in defaults:
+            known = ", ".join(defaults) or "none"
+            raise EnrollmentError(
+                f"{program.name} has no attribute {name!r} (its attributes: {known})"
+            )
+        if re.fullmatch(r"\d{1,2}:\d{2}", defaults[name]) and not re.fullmatch(
+            r"([01]?\d|2[0-3]):[0-5]\d", value.strip()
+        ):
+            raise EnrollmentError(f"{name} should be a local time like {defaults[name]}")
+        checked[name] = value.strip()
+    return checked
 
 
 def plan_events(

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from freezegun import freeze_time
@@ -394,3 +395,65 @@ def test_stop_ends_the_running_intervention_and_nothing_more_is_sent(journey: Jo
     assert len(journey.received()) == count + 1  # the confirmation only
     [run] = journey.runs()
     assert run.end_reason == "opted out" and run.outcome is None
+
+
+def test_an_edit_mid_study_keeps_history_and_cancels_events_it_removed(journey: Journey):
+    journey.until(at(0, 9, 5))
+    journey.text("1")
+    journey.until(at(0, 10, 5))
+    journey.session.expire_all()
+    learn = journey.session.exec(select(Delivery).where(
+        Delivery.event_key == "gratitude/learn#1")).one()
+    old_version = learn.program_version
+    folder = journey.stack.settings.narratives_dir / "tiny"
+    edited = PROGRAM.replace("key: exercise", "key: evening_exercise").replace(
+        "times: 4", "times: 2")
+    (folder / "program.yaml").write_text(edited)
+    (folder / "t.txt").write_text("v2 {{ event.key }} {{ event.occurrence }}/{{ event.times }}")
+    journey.until(at(1, 21, 0))
+    journey.session.expire_all()
+    exercise = journey.session.exec(select(Delivery).where(
+        Delivery.event_key == "gratitude/exercise#1", Delivery.kind == "event")).one()
+    assert exercise.status == DeliveryStatus.CANCELLED
+    assert "is not in program version" in (exercise.error_message or "")
+    learn = journey.session.get(Delivery, learn.id)
+    assert learn.body == "learn 1/1" and learn.program_version == old_version  # history kept
+    assert all(not t.startswith("exercise") for t in journey.received())
+
+
+def test_enrollment_takes_the_participants_own_attributes_and_refuses_unknown_ones(
+    stack, engine
+):
+    from bot.participants import EnrollmentError
+
+    program = load_programs(stack.settings.narratives_dir)["tiny"]
+    with session_scope(engine) as s:
+        person = enroll(session=s, phone=PHONE, program=program, timezone="UTC", via="cli",
+                        attributes={"wake_time": "06:30"})
+        assert person.attributes == {"wake_time": "06:30"}
+    with session_scope(engine) as s, pytest.raises(EnrollmentError, match="no attribute"):
+        enroll(session=s, phone="+14155550182", program=program, timezone="UTC", via="cli",
+               attributes={"bedtime": "22:00"})
+    with session_scope(engine) as s, pytest.raises(EnrollmentError, match="local time"):
+        enroll(session=s, phone="+14155550183", program=program, timezone="UTC", via="cli",
+               attributes={"wake_time": "early"})
+
+
+def test_an_attribute_anchored_event_follows_the_participants_wake_time(stack, engine, session):
+    from bot import engine as mi
+
+    program = load_programs(stack.settings.narratives_dir)["tiny"]
+    praise = program.intervention("praise")
+    with freeze_time(START), session_scope(engine) as s:
+        person = enroll(session=s, phone=PHONE, program=program, timezone="America/Chicago",
+                        via="cli", attributes={"wake_time": "06:30"})
+        s.flush()
+        run = mi.start_run(session=s, participant=person, program=program,
+                           intervention=praise, moment=now(), reason="test")
+        run_id = run.id
+    tries = session.exec(select(Delivery).where(Delivery.run_id == run_id,
+                                                Delivery.kind == "event")
+                         .order_by(col(Delivery.due_at))).all()
+    local = [d.due_at.astimezone(ZoneInfo("America/Chicago")) for d in tries]
+    assert [(t.hour, t.minute) for t in local] == [(7, 30), (7, 30)]  # 06:30 + 1:00
+    assert local[1].date() - local[0].date() == timedelta(days=1)
