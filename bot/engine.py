@@ -570,7 +570,7 @@ def close_run(
     run: InterventionRun,
     moment: datetime,
     end_reason: str,
-) -> str:
+) -> str | None:
     """End a run: questions still open count as missing, the outcome rule decides."""
     record_missing(session=session, participant_id=participant.id or 0, moment=moment, run=run,
                    force=True)
@@ -582,10 +582,12 @@ def close_run(
                 error_message=f"its intervention ended ({end_reason})")
     )
     intervention = program.intervention(run.intervention)
-    outcome = "not achieved"
-    if intervention is not None:
-        state = rule_context(session=session, participant=participant, program=program, run=run,
-                             moment=moment)
+    state = rule_context(session=session, participant=participant, program=program, run=run,
+                         moment=moment)
+    # Not judged when it asked nothing (stopped before its first question): no outcome at all
+    # is fairer than "disengaged" for someone who was never asked.
+    outcome: str | None = "not achieved" if state["asked"] else None
+    if intervention is not None and state["asked"]:
         for name, rule in intervention.outcome:
             try:
                 if rule.holds(state):
