@@ -85,6 +85,16 @@ def occurrence_moments(
     moments = []
     for index in range(event.times):
         day = anchor_day + timedelta(days=event.start_day + index * event.every_days)
+        if event.window is not None:
+            # A moment drawn from the real minutes between the window's local start and end,
+            # so a window on a DST night stays inside its local hours.
+            start, end = (local_moment(day, clock, tz) for clock in event.window)
+            span = max(int((end - start).total_seconds() // 60), 0)
+            draw = random.Random(
+                f"{program.seed}:{participant.id}:{seed}#{index + 1}"
+            ).randrange(span + 1)
+            moments.append(start + timedelta(minutes=draw))
+            continue
         clock, minutes = time_of_day(event, participant, program, f"{seed}#{index + 1}")
         moments.append(local_moment(day, clock, tz) + timedelta(minutes=minutes))
     return moments

@@ -24,9 +24,10 @@ from bot.models import (
     InterventionRun,
     Participant,
 )
-from bot.narrative import NarrativeError, base_context, render
+from bot.narrative import NarrativeError, render
 from bot.phones import PhoneNumberError, mask, normalize
 from bot.programs import Program
+from bot.sending import message_context
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -279,21 +280,24 @@ def _checkin(
         return f"Thanks for checking in. {STOP_LINE}", False
     if program.hub is not None and program.hub.state is not None:
         state = program.hub.state
+        moment = now()
+        prompt = Delivery(
+            participant_id=participant.id, kind="state", via="twiml",
+            event_key=f"state/{state.key}", template=state.template, due_at=moment,
+            status=DeliveryStatus.ACCEPTED, sent_at=moment,
+            assessment={**state.assessment.as_dict(), "state_key": state.key},
+            program_version=program.version,
+        )
         try:
-            text = render(program, state.template, base_context(participant, program))
+            text = render(program, state.template, message_context(
+                session=session, participant=participant, program=program, delivery=prompt))
         except NarrativeError as exc:
             log.error("state question for %s failed to render: %s", program.name, exc)
         else:
             encoded = encode(text)
-            moment = now()
-            session.add(Delivery(
-                participant_id=participant.id, kind="state", via="twiml",
-                event_key=f"state/{state.key}", template=state.template, due_at=moment,
-                status=DeliveryStatus.ACCEPTED, body=encoded.body, segments=encoded.segments,
-                encoding=encoded.encoding, sent_at=moment,
-                assessment={**state.assessment.as_dict(), "state_key": state.key},
-                program_version=program.version,
-            ))
+            prompt.body, prompt.segments = encoded.body, encoded.segments
+            prompt.encoding = encoded.encoding
+            session.add(prompt)
             return encoded.body, True
     if program.levels:
         hub.request(participant, "checkin")
@@ -318,7 +322,10 @@ def _join(
     )
     message.participant_id = participant.id
     try:
-        text = render(program, program.welcome_template, base_context(participant, program))
+        text = render(program, program.welcome_template, message_context(
+            session=session, participant=participant, program=program,
+            delivery=Delivery(participant_id=participant.id, kind="welcome", due_at=now()),
+            answers=[]))
     except NarrativeError as exc:
         # The enrollment stands; the welcome goes out through the outbox once the template is fixed.
         log.error("welcome for %s failed to render: %s", program.name, exc)

@@ -65,7 +65,7 @@ def base_context(participant: Participant, program: Program) -> dict[str, Any]:
         "participant": {
             "timezone": participant.timezone,
             "enrolled_at": participant.enrolled_at,
-            "attributes": dict(participant.attributes or {}),
+            "attributes": {**program.attribute_defaults, **dict(participant.attributes or {})},
         },
         "program": {
             "name": program.name,

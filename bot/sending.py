@@ -185,8 +185,11 @@ def message_context(
     _, _, occurrence = (delivery.event_key or "").partition("#")
     intervention, event = program.find_event(delivery.event_key or "")
     sent = (delivery.context or {}).get("sent_event")
-    if sent and intervention is not None:
-        event = intervention.event(sent) or event
+    if sent:
+        event = (
+            intervention.event(sent) if intervention is not None
+            else next((e for e in program.events if e.key == sent), None)
+        ) or event
     context["event"] = {
         "key": event.key if event else "",
         "occurrence": int(occurrence) if occurrence.isdigit() else 0,
