@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -36,8 +36,9 @@ class Received:
 
     at: datetime
     body: str
-    kind: str  # the delivery's kind: welcome, event, reply, confirmation, ...
-    question: Mapping[str, Any] | None = None  # the assessment it asks, if any
+    kind: str  # the delivery's kind: welcome, event, reminder, state, reply, confirmation, ...
+    question: Mapping[str, Any] | None = None  # the assessment it asks (a reminder: its prompt's)
+    asks: int | None = None  # the delivery that asked the question (a reminder: its prompt)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Persona:
         self.enrolled_at = as_utc(enrolled_at)
         self.zone = ZoneInfo(timezone)
         self.quiet_from: datetime | None = None  # after this moment the persona never texts
+        self.stress = rng.choice((2, 3, 3, 4))  # how they answer a state question, give or take
+        self.answering: set[int] = set()  # questions answered or about to be
+        self.held: Text | None = None  # an answer put off until the next message arrives
 
     # --- what a subclass tunes -------------------------------------------------------------
 
@@ -70,6 +74,10 @@ class Persona:
     def latency(self, moment: datetime) -> timedelta:
         """How long after receiving a question the answer is sent."""
         raise NotImplementedError
+
+    def late_probability(self) -> float:
+        """The chance an answer is put off until the next message arrives (hours later)."""
+        return 0.0
 
     def garble_probability(self) -> float:
         """The chance an answer is unreadable at first (then a clean one when asked again)."""
@@ -82,29 +90,52 @@ class Persona:
     # --- shared behaviour ------------------------------------------------------------------
 
     def receive(self, message: Received) -> list[Text]:
-        """What to text back, if anything, to a message received."""
-        if message.question is None:
-            return []
+        """What to text back, if anything, to a message received.
+
+        An answer put off earlier goes out a few minutes after this message: the new text is
+        what reminds the participant of the question they meant to answer.
+        """
+        texts: list[Text] = []
+        if self.held is not None:
+            held, self.held = self.held, None
+            texts = self._unless_stopped(replace(held, at=message.at + _minutes(2, 20, self.rng)))
+        if message.question is None or message.asks in self.answering:
+            return texts
         if self.rng.random() >= self.answer_probability(message.at):
-            return []
-        at = message.at + self.latency(message.at)
-        if self.quiet_from is not None and at >= self.quiet_from:
-            return []
-        clean = answer_for(message.question, self.rng)
+            return texts
+        if message.asks is not None:
+            self.answering.add(message.asks)
+        if message.question.get("state_key"):
+            clean = self.state_answer(message.question)
+        else:
+            clean = answer_for(message.question, self.rng)
+        answer = Text(message.at + self.latency(message.at), clean)
         if message.question.get("type") != "text" and self.rng.random() < self.garble_probability():
             garbled = self.rng.choice(GARBLED)
             if not parse(question_from_spec(message.question), garbled).ok:
-                return [Text(at, garbled, retry_with=clean)]
-        return [Text(at, clean)]
+                answer = Text(answer.at, garbled, retry_with=clean)
+        if self.rng.random() < self.late_probability():
+            self.held = answer
+            return texts
+        return texts + self._unless_stopped(answer)
+
+    def _unless_stopped(self, text: Text) -> list[Text]:
+        return [text] if self.quiet_from is None or text.at < self.quiet_from else []
+
+    def state_answer(self, question: Mapping[str, Any]) -> str:
+        """An answer to a state question (stress, 1-5): the persona's level, give or take one."""
+        if question.get("type") != "scale":
+            return answer_for(question, self.rng)
+        level = self.stress + self.rng.choice((-1, 0, 0, 1))
+        return str(min(max(level, int(question["min"])), int(question["max"])))
 
     def answered(self, sent: Text, replies: list[Received]) -> list[Text]:
         """React to the bot's immediate replies to `sent`: answer cleanly when asked again."""
         if sent.retry_with is None or not replies:
             return []
-        at = replies[-1].at + timedelta(minutes=self.rng.uniform(1, 10))
-        if self.quiet_from is not None and at >= self.quiet_from:
-            return []
-        return [Text(at, sent.retry_with)]
+        return self._unless_stopped(
+            Text(replies[-1].at + _minutes(1, 10, self.rng), sent.retry_with)
+        )
 
     def day(self, moment: datetime) -> float:
         """Days since enrollment (fractional)."""
@@ -160,15 +191,16 @@ class Engaged(Persona):
 
 class Sporadic(Persona):
     name = "sporadic"
-    summary = "answers about half, sometimes hours late or garbled at first"
+    summary = "answers about half, sometimes only after the next message, sometimes garbled"
 
     def answer_probability(self, moment: datetime) -> float:
         return 0.5
 
     def latency(self, moment: datetime) -> timedelta:
-        if self.rng.random() < 0.6:
-            return _minutes(5, 90, self.rng)
-        return _minutes(3 * 60, 16 * 60, self.rng)  # late: often after the next message
+        return _minutes(5, 90, self.rng)
+
+    def late_probability(self) -> float:
+        return 0.35
 
     def garble_probability(self) -> float:
         return 0.25

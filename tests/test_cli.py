@@ -118,7 +118,8 @@ def test_enroll_refuses_a_bad_number_and_stores_nothing(
 def test_enroll_in_an_unknown_program_lists_the_programs(bot: Run, session: Session):
     result = bot("enroll", PARENT, "--program", "sleep-well")
     assert result.exit_code != 0
-    assert "no program named 'sleep-well' (programs: daily-checkin)" in result.output
+    assert ("no program named 'sleep-well' (programs: daily-checkin, medication-adherence, "
+            "positive-parenting)") in result.output
     assert participants(session) == []
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rq import Queue, Worker
 
-from bot.bench import delivery, dispatch, fixtures, inbound
+from bot.bench import delivery, dispatch, fixtures, inbound, simulation
 from bot.bench.stage import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
@@ -50,6 +50,8 @@ class Scale:
     inbound_warmup: int = 200
     concurrency: int = 8  # client connections for the provider probe and the webhooks
     lead: float = 1.5  # seconds between writing a run's rows and the moment they fall due
+    sim_participants: int = 1000  # the simulated study: participants x days
+    sim_days: int = 56
     quick: bool = False
 
     @property
@@ -63,7 +65,8 @@ class Scale:
 QUICK = Scale(
     messages=60, naive_messages=60, warmup=0, provider_probe=60,
     dispatch_sizes=(1_000, 2_000, 5_000), due_rows=100, dispatch_runs=3,
-    inbound_requests=60, inbound_warmup=0, lead=0.3, quick=True,
+    inbound_requests=60, inbound_warmup=0, lead=0.3, sim_participants=30, sim_days=14,
+    quick=True,
 )
 
 
@@ -295,6 +298,16 @@ def _run(stage: Stage, engine: Any, connection: Any, scale: Scale) -> dict[str, 
     # 5. Memory.
     say()
     say(f"5. Worker peak RSS (VmHWM of the bot worker processes): {peak:.1f} MiB")
+
+    # 6. A simulated study: personas on a virtual clock, through the whole path.
+    say()
+    empty_tables(engine)
+    study = simulation.run_simulation(
+        engine, database_url=stage.database_url, redis_url=stage.redis_url,
+        participants=scale.sim_participants, days=scale.sim_days, say=say,
+    )
+    figures["simulation"] = study
+    errors["simulation"] = study["errors"] + study["quiet_hour_sends"] + study["after_stop"]
 
     total_errors = sum(errors.values())
     figures["errors"] = total_errors
