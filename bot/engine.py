@@ -436,6 +436,7 @@ def decide(
     if not needs_rules:
         return SEND
     context = delivery.context or {}
+    record_missing(session=session, participant_id=participant.id or 0, moment=moment)
     state = rule_context(
         session=session, participant=participant, program=program, run=run, moment=moment,
         occurrence=int(context.get("occurrence", 0)), times=int(context.get("times", 0)),
@@ -453,6 +454,7 @@ def decide(
         intervention is not None
         and run is not None
         and intervention.end_early is not None
+        and state["asked"] > 0  # judged on its own questions, never before the first
         and holds(intervention.end_early)
     ):
         close_run(session=session, participant=participant, program=program, run=run,

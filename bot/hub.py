@@ -232,10 +232,12 @@ def _outranked(session: Session, participant: Participant, program: Program,
     """Whether a level above the running intervention's has come into need."""
     state = mi.rule_context(session=session, participant=participant, program=program, run=None,
                             moment=moment)
+    achieved = {key for key, outcome in state["outcomes"].items() if outcome == "achieved"}
     for level in program.levels:
         if level.key == run.level:
             return False
-        if level.need is not None and _in_need(level, state, participant.id or 0):
+        startable = any(key not in achieved for key in level.interventions)
+        if startable and level.need is not None and _in_need(level, state, participant.id or 0):
             return True
     return False
 
