@@ -8,6 +8,7 @@ choices come from its own seeded random generator, so a simulation is reproducib
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -50,7 +51,7 @@ class Text:
     retry_with: str | None = None
 
 
-class Persona:
+class Persona(ABC):
     """A participant who answers questions with some probability and some delay."""
 
     name: ClassVar[str]
@@ -67,13 +68,13 @@ class Persona:
 
     # --- what a subclass tunes -------------------------------------------------------------
 
+    @abstractmethod
     def answer_probability(self, moment: datetime) -> float:
         """The chance of answering a question received at `moment`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def latency(self, moment: datetime) -> timedelta:
         """How long after receiving a question the answer is sent."""
-        raise NotImplementedError
 
     def late_probability(self) -> float:
         """The chance an answer is put off until the next message arrives (hours later)."""

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import urllib3
 from freezegun import api as freezegun_api
 from freezegun import freeze_time
 from redis.backoff import NoBackoff
@@ -61,6 +60,7 @@ from bot.programs import Program, ProgramError, programs_in
 from bot.queues import connect_redis, delivery_queue, embedded_redis_url
 from bot.sandbox import create_sandbox_app, sandbox_of
 from bot.sandbox.app import KeepAliveHandler
+from bot.sandbox.inbound import BotError, text_the_bot
 from bot.sandbox.state import Sandbox
 from bot.settings import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, Settings
 from bot.timing import in_quiet_hours, local_moment, zone
@@ -68,7 +68,7 @@ from worker import context, dispatcher
 
 log = logging.getLogger(__name__)
 
-ENROLL_AT = clock_time(9, 0)  # participants are enrolled at 9:00 local on the first day
+ENROLL_AT = clock_time(9, 0)  # everyone is enrolled at 9:00 on the first day, in the first zone
 FIRST_PHONE = 4155550000  # +1 415 555 0000 onwards: fictional numbers the sandbox accepts
 MAX_PARTICIPANTS = 10_000
 DEFAULT_START = date(2026, 3, 2)  # a Monday; a fixed default keeps runs reproducible
@@ -108,16 +108,14 @@ class Plan:
     seed: int = 1
     start: date = DEFAULT_START
     timezones: tuple[str, ...] = ("America/New_York",)  # assigned to participants in turn
-    resolution: timedelta | None = None  # None: by the number of participants
 
     @property
     def step(self) -> timedelta:
         """The least the clock moves between two steps."""
-        if self.resolution is not None:
-            return self.resolution
         return RESOLUTION if self.participants <= POPULATION else POPULATION_RESOLUTION
 
     def validated(self, programs: dict[str, Program]) -> Plan:
+        """This plan, or SimulationError saying what is wrong with it."""
         if self.program not in programs:
             known = ", ".join(sorted(programs)) or "none"
             raise SimulationError(f"no program named {self.program!r} (programs: {known})")
@@ -236,7 +234,6 @@ class Stack:
             callback_delay=CALLBACK_DELAY,
         )
         sandbox_server.app = self.sandbox_app
-        self.inbound_url = f"{sandbox_url}/sandbox/api/inbound"
         self._threads = [
             threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS},
@@ -309,7 +306,6 @@ class Simulation:
         self.texts = 0
         self.errors: list[str] = []
         self.failed_seen = 0
-        self.http = urllib3.PoolManager(maxsize=TEXT_THREADS, retries=False)
         self.texting = ThreadPoolExecutor(max_workers=TEXT_THREADS, thread_name_prefix="persona")
 
     def run(self) -> Outcome:
@@ -349,7 +345,6 @@ class Simulation:
                 ended = now()
         finally:
             self.texting.shutdown(wait=True)
-            self.http.clear()
         return Outcome(
             plan=self.plan,
             participants=self.participants,
@@ -463,12 +458,11 @@ class Simulation:
             ).all()
             self.delivery_cursor = session.exec(select(func.max(Delivery.id))).one() or 0
         for delivery_id, participant_id, kind, body, assessment, sent_at in rows:
-            if (persona := self.personas.get(participant_id)) is not None:
-                received = Received(
-                    at=as_utc(sent_at or now()), body=body or "", kind=kind,
-                    question=assessment, asks=delivery_id,
-                )
-                self._schedule(participant_id, persona.receive(received))
+            received = Received(
+                at=as_utc(sent_at), body=body or "", kind=kind, question=assessment,
+                asks=delivery_id,
+            )
+            self._schedule(participant_id, self.personas[participant_id].receive(received))
 
     def _text_all(
         self, participant_id: int, texts: list[Text]
@@ -477,28 +471,22 @@ class Simulation:
         return [(text, self._text(self.phones[participant_id], text.body)) for text in texts]
 
     def _text(self, phone: str, body: str) -> list[Received]:
-        """One text through the sandbox's inbound API: the bot gets a signed webhook."""
-        response = self.http.request(
-            "POST", self.stack.inbound_url, json={"from": phone, "body": body}, timeout=30.0
-        )
-        if response.status != 200:
-            self.errors.append(
-                f"texting {body!r}: sandbox answered HTTP {response.status}: "
-                f"{response.data.decode(errors='replace')[:300]}"
-            )
+        """One text from the phone, as the sandbox's phone page sends it: the sandbox records it
+        and posts Twilio's signed webhook to the bot over HTTP; the bot's TwiML is the reply."""
+        try:
+            exchange = text_the_bot(self.stack.sandbox, phone=phone, body=body)
+        except BotError as exc:
+            self.errors.append(f"texting {body!r}: {exc}")
             return []
-        moment = now()
-        return [
-            Received(at=moment, body=reply["body"], kind="reply")
-            for reply in json.loads(response.data)["replies"]
-        ]
+        return [Received(at=now(), body=reply.body, kind="reply") for reply in exchange.replies]
 
     def _note_failed_jobs(self) -> None:
+        """Report each job the worker failed (its exception), once."""
         registry = self.stack.queue.failed_job_registry
         if registry.count <= self.failed_seen:
             return
         self.failed_seen = registry.count
-        for job in self.stack.queue.failed_job_registry.get_job_ids():
+        for job in registry.get_job_ids():
             fetched = self.stack.queue.fetch_job(job)
             detail = (fetched.exc_info or "").strip().splitlines() if fetched else []
             message = f"worker job {job} failed: {detail[-1] if detail else 'no details'}"
@@ -552,9 +540,6 @@ class Simulation:
             ) if reminded else {}
         for event_id, at, delivery_id, participant_id, kind, body, assessment, details in rows:
             self.event_cursor = max(self.event_cursor, event_id)
-            persona = self.personas.get(participant_id)
-            if persona is None:
-                continue
             asks: int | None = delivery_id if assessment is not None else None
             if kind == "reminder" and (details or {}).get("reminds"):
                 asks = int(details["reminds"])
@@ -562,7 +547,7 @@ class Simulation:
             received = Received(
                 at=as_utc(at), body=body or "", kind=kind, question=assessment, asks=asks
             )
-            self._schedule(participant_id, persona.receive(received))
+            self._schedule(participant_id, self.personas[participant_id].receive(received))
 
 
 # --- what it did: transcript and summary ---------------------------------------------------------
@@ -672,7 +657,7 @@ def summarize(engine: Engine, settings: Settings, outcome: Outcome) -> Summary:
         sent = session.exec(
             select(
                 Delivery.participant_id, Delivery.via, Delivery.kind, Delivery.status,
-                Delivery.sent_at, Delivery.send_started_at, Delivery.assessment, Delivery.id,
+                Delivery.sent_at, Delivery.send_started_at, Delivery.assessment,
             ).where(col(Delivery.participant_id).in_(ids), col(Delivery.sent_at).is_not(None))
         ).all()
         texts = session.exec(
@@ -705,7 +690,7 @@ def summarize(engine: Engine, settings: Settings, outcome: Outcome) -> Summary:
     quiet = after_stop = 0
     confirmations: Counter[int] = Counter()
     totals: Counter[str] = Counter()
-    for participant_id, via, kind, status, sent_at, started_at, assessment, _ in sent:
+    for participant_id, via, kind, status, sent_at, started_at, assessment in sent:
         person = people[participant_id]
         totals["messages"] += 1
         totals["scheduled" if via == "api" else "webhook replies"] += 1
@@ -818,47 +803,55 @@ def _frequencies(
 def format_summary(summary: Summary) -> list[str]:
     """The summary as lines for a terminal."""
     f = summary.figures
+
+    def row(label: str, value: object, note: str = "") -> str:
+        return f"  {label:<24}{value:>8}" + (f"  ({note})" if note else "")
+
     lines = [
         f"Summary: {f['participants']} participant(s) in {f['program']}, {f['days']} days "
         f"from {f['start']} (persona {f['persona']}, seed {f['seed']})",
-        f"  messages sent            {f['messages']:>8}  ({f['scheduled_messages']} scheduled, "
-        f"{f['webhook_replies']} replies to texts, {f['undelivered']} undelivered)",
-        f"  texts from participants  {f['texts']:>8}",
-        f"  questions asked          {f['questions']:>8}  ({f['answers']} answered, "
-        f"{f['missing']} recorded missing)",
-        f"  sends in quiet hours     {f['quiet_hour_sends']:>8}  (must be 0)",
-        f"  messages after STOP      {f['after_stop']:>8}  (besides the confirmation; must be 0;"
-        f" {f['opted_out']} opted out)",
-        f"  errors                   {f['errors']:>8}",
+        row("messages sent", f["messages"], f"{f['scheduled_messages']} scheduled, "
+            f"{f['webhook_replies']} replies to texts, {f['undelivered']} undelivered"),
+        row("texts from participants", f["texts"]),
+        row("questions asked", f["questions"],
+            f"{f['answers']} answered, {f['missing']} recorded missing"),
+        row("sends in quiet hours", f["quiet_hour_sends"], "must be 0"),
+        row("messages after STOP", f["after_stop"],
+            f"besides the confirmation; must be 0; {f['opted_out']} opted out"),
+        row("errors", f["errors"]),
     ]
-    if len(summary.by_persona) > 1 or f["participants"] > 1:
-        lines.append("  by persona               people  texts  questions  answered  opted out")
+    if f["participants"] > 1:
+        columns = ("people", "texts", "questions", "answered", "opted out")
+        lines.append(f"  {'by persona':<24}" + "".join(f"{c:>11}" for c in columns))
         for name in [n for n in PERSONAS if n in summary.by_persona]:
             c = summary.by_persona[name]
             rate = c.get("answers", 0) / c["questions"] if c.get("questions") else 0.0
-            lines.append(
-                f"    {name:<22} {c['participants']:>6} {c.get('texts', 0):>6} "
-                f"{c.get('questions', 0):>10} {rate:>8.0%} {c.get('opted out', 0):>10}"
-            )
+            values = (c["participants"], c.get("texts", 0), c.get("questions", 0),
+                      f"{rate:.0%}", c.get("opted out", 0))
+            lines.append(f"    {name:<22}" + "".join(f"{v:>11}" for v in values))
     if summary.outcomes:
-        kinds = ["achieved", "not achieved", "disengaged", "running"]
-        lines.append("  micro interventions      " + "".join(f"{k:>14}" for k in kinds))
+        kinds = ("achieved", "not achieved", "disengaged", "running")
+        lines.append(f"  {'micro interventions':<24}" + "".join(f"{k:>14}" for k in kinds))
         for intervention in sorted(summary.outcomes):
             counts = summary.outcomes[intervention]
             lines.append(
                 f"    {intervention:<22}" + "".join(f"{counts.get(k, 0):>14}" for k in kinds)
             )
     else:
-        lines.append("  micro interventions      none ran")
+        lines.append(f"  {'micro interventions':<24}none ran")
     if summary.randomization:
-        lines.append("  randomization            choice            n / of     observed  declared")
-        for row in summary.randomization:
+        lines.append(f"  {'randomization':<24}{'drawn':>14}{'observed':>10}{'declared':>10}")
+        decision = None
+        for drawn in summary.randomization:
+            if drawn["decision"] != decision:
+                decision = drawn["decision"]
+                lines.append(f"    {decision}")
             lines.append(
-                f"    {row['decision']:<22} {row['choice']:<16} {row['n']:>5} / {row['of']:<6}"
-                f" {row['observed']:>8.3f} {row['declared']:>9.3f}"
+                f"      {drawn['choice']:<20}{drawn['n']:>7} / {drawn['of']:<4}"
+                f"{drawn['observed']:>10.3f}{drawn['declared']:>10.3f}"
             )
     else:
-        lines.append("  randomization            no randomized decision points")
+        lines.append(f"  {'randomization':<24}no randomized decision points")
     lines.append(
         f"  wall time {f['wall_seconds']:.1f} s: {f['simulated_days_per_second']:.1f} simulated "
         f"days/s, {f['participant_days_per_second']:.0f} participant-days/s, "
@@ -921,8 +914,9 @@ def run_command(
                 person = outcome.participants[0]
                 program = programs_in(settings.narratives_dir)[plan.program]
                 echo(
-                    f"{program.title}: one {person.persona} participant, {plan.days} days "
-                    f"from {_stamp(outcome.started, person.timezone)} ({person.timezone})"
+                    f"{program.title}: one {person.persona} participant "
+                    f"({PERSONAS[person.persona].summary}), {plan.days} days from "
+                    f"{_stamp(outcome.started, person.timezone)} ({person.timezone})"
                 )
                 for line in transcript(engine, person.id):
                     echo(line)

@@ -271,10 +271,11 @@ def test_randomization_frequencies_match_the_declared_probability(
     assert sent == rows["tip"]["n"]
 
 
-def test_bot_simulate_prints_the_transcript_then_the_figures_as_json(tmp_path: Path):
+def test_bot_simulate_prints_the_transcript_then_the_figures_as_json():
+    # No --database-url and no REDIS_URL: a temporary SQLite file and an embedded Redis.
     result = CliRunner().invoke(
         main, ["simulate", "--program", "daily-checkin", "--persona", "engaged", "--days", "2"],
-        env={"TEND_INSTANCE_DIR": str(tmp_path), "REDIS_URL": "", "DATABASE_URL": ""},
+        env={"REDIS_URL": ""},
     )
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()

@@ -65,7 +65,7 @@ class Scale:
 QUICK = Scale(
     messages=60, naive_messages=60, warmup=0, provider_probe=60,
     dispatch_sizes=(1_000, 2_000, 5_000), due_rows=100, dispatch_runs=3,
-    inbound_requests=60, inbound_warmup=0, lead=0.3, sim_participants=30, sim_days=14,
+    inbound_requests=60, inbound_warmup=0, lead=0.3, sim_participants=20, sim_days=14,
     quick=True,
 )
 
