@@ -447,7 +447,7 @@ def simulate_command(
             plan, settings, database_url=database_url, echo=click.echo,
             progress=(lambda line: click.echo(line, err=True)) if participants > 1 else None,
         )
-    except SimulationError as exc:
+    except (SimulationError, SettingsError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
