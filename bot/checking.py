@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, nodes
 
 from bot.encoding import MAX_CHARACTERS, WARN_SEGMENTS, encode
-from bot.engine import attributes_of
+from bot.engine import attributes_of, intervention_place
 from bot.models import Participant
 from bot.narrative import NarrativeError, base_context, render
 from bot.programs import (
@@ -193,28 +193,12 @@ class Synthetic:
         )
         if previous is not None and previous["outcome"] != "achieved":
             why += f"; {previous['key']} not repeated at once"
-        after = levels[index + 1] if index + 1 < len(levels) else None
+        current, following = intervention_place(self.program, intervention, why)
         return {
             **self.message(dict(NO_EVENT), intervention, fresh=True),
             "previous": previous,
-            "current": {
-                "key": intervention.key,
-                "title": intervention.title,
-                "rationale": intervention.rationale,
-                "reason": why,
-                "level": {
-                    "key": level.key if level else "",
-                    "title": level.title if level else "",
-                    "rationale": level.rationale if level else "",
-                    "position": index + 1,
-                    "count": len(levels),
-                },
-                "events": [
-                    {"key": e.key, "goal": e.goal, "times": e.times} for e in intervention.planned
-                ],
-            },
-            "next": {"key": after.key, "title": after.title, "rationale": after.rationale}
-            if after else None,
+            "current": current,
+            "next": following,
             "reason": reason,
         }
 

@@ -700,6 +700,37 @@ def history_of(session: Session, participant_id: int, program: Program) -> list[
     return [run_summary(session, run, program) for run in runs]
 
 
+def intervention_place(
+    program: Program, intervention: Intervention, reason: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The narrative's `current` (the intervention, its rationale and its place in the whole)
+    and `next` (the following level in priority order, or None after the last)."""
+    levels = list(program.levels)
+    index = next((i for i, lv in enumerate(levels) if lv.key == intervention.level), 0)
+    level = levels[index] if levels else None
+    current = {
+        "key": intervention.key,
+        "title": intervention.title,
+        "rationale": intervention.rationale,
+        "reason": reason,
+        "level": {
+            "key": level.key if level else "",
+            "title": level.title if level else "",
+            "rationale": level.rationale if level else "",
+            "position": index + 1,
+            "count": len(levels),
+        },
+        "events": [
+            {"key": e.key, "goal": e.goal, "times": e.times} for e in intervention.planned
+        ],
+    }
+    after = levels[index + 1] if index + 1 < len(levels) else None
+    following = (
+        {"key": after.key, "title": after.title, "rationale": after.rationale} if after else None
+    )
+    return current, following
+
+
 def narrative_context(
     session: Session, program: Program, delivery: Delivery
 ) -> dict[str, Any]:
@@ -708,31 +739,9 @@ def narrative_context(
     context = delivery.context or {}
     previous_id = context.get("previous_run")
     previous = session.get(InterventionRun, int(previous_id)) if previous_id else None
-    current = None
-    following = None
+    current, following = None, None
     if run is not None and (intervention := program.intervention(run.intervention)):
-        levels = list(program.levels)
-        index = next((i for i, lv in enumerate(levels) if lv.key == intervention.level), 0)
-        level = levels[index] if levels else None
-        current = {
-            "key": intervention.key,
-            "title": intervention.title,
-            "rationale": intervention.rationale,
-            "reason": run.reason,
-            "level": {
-                "key": level.key if level else "",
-                "title": level.title if level else "",
-                "rationale": level.rationale if level else "",
-                "position": index + 1,
-                "count": len(levels),
-            },
-            "events": [
-                {"key": e.key, "goal": e.goal, "times": e.times} for e in intervention.planned
-            ],
-        }
-        if index + 1 < len(levels):
-            after = levels[index + 1]
-            following = {"key": after.key, "title": after.title, "rationale": after.rationale}
+        current, following = intervention_place(program, intervention, run.reason)
     return {
         "previous": run_summary(session, previous, program) if previous else None,
         "current": current,
