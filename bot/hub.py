@@ -30,8 +30,10 @@ LEASE = timedelta(minutes=5)  # a claimed evaluation is retried after this if it
 STATE_WAIT = timedelta(hours=3)  # how long the hub waits for a state assessment's answer
 
 
-def _periodic_after(participant: Participant, program: Program, moment: datetime) -> datetime:
-    """The first periodic evaluation moment after `moment` (the first one if none passed)."""
+def _periodic_after(
+    participant: Participant, program: Program, moment: datetime
+) -> datetime | None:
+    """The first periodic evaluation moment after `moment`; None when there is no other."""
     hub = program.hub
     assert hub is not None
     tz = zone(participant.timezone)
@@ -39,7 +41,7 @@ def _periodic_after(participant: Participant, program: Program, moment: datetime
     every = hub.evaluate_every_days
     first = local_moment(first_day, hub.at, tz)
     if first > moment or not every:
-        return first if first > moment else datetime.max.replace(tzinfo=first.tzinfo)
+        return first if first > moment else None
     days = (mi.local_day(moment, participant) - first_day).days
     step = days // every * every
     candidate = local_moment(first_day + timedelta(days=step), hub.at, tz)
@@ -60,23 +62,19 @@ def open_run(session: Session, participant_id: int) -> InterventionRun | None:
 
 def schedule(
     *, participant: Participant, program: Program, moment: datetime,
-    run: InterventionRun | None, at_least: datetime | None = None,
+    run: InterventionRun | None,
 ) -> None:
     """Set when the hub looks at the participant next: their run's end or the periodic one."""
     if program.hub is None or not program.levels:
         participant.next_evaluation_at, participant.evaluation_reason = None, None
         return
-    periodic = _periodic_after(participant, program, moment)
-    options = [(periodic, "periodic")]
+    options = []
+    if (periodic := _periodic_after(participant, program, moment)) is not None:
+        options.append((periodic, "periodic"))
     if run is not None and run.ends_at is not None:
         options.append((max(as_utc(run.ends_at), moment), "ended"))
-    if at_least is not None:
-        options = [(max(when, at_least), reason) for when, reason in options]
-    when, reason = min(options)
-    if when.year >= 9999:
-        participant.next_evaluation_at, participant.evaluation_reason = None, None
-    else:
-        participant.next_evaluation_at, participant.evaluation_reason = when, reason
+    when, reason = min(options) if options else (None, None)
+    participant.next_evaluation_at, participant.evaluation_reason = when, reason
 
 
 def request(participant: Participant, reason: str, moment: datetime | None = None) -> None:

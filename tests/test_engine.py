@@ -457,3 +457,15 @@ def test_an_attribute_anchored_event_follows_the_participants_wake_time(stack, e
     local = [d.due_at.astimezone(ZoneInfo("America/Chicago")) for d in tries]
     assert [(t.hour, t.minute) for t in local] == [(7, 30), (7, 30)]  # 06:30 + 1:00
     assert local[1].date() - local[0].date() == timedelta(days=1)
+
+
+def test_the_periodic_evaluation_asks_the_state_question_again_a_week_later(journey: Journey):
+    journey.until(at(0, 9, 5))
+    journey.text("1")
+    journey.until(at(7, 8, 55))
+    assert sum(t.startswith("STATE") for t in journey.received()) == 1
+    journey.until(at(7, 9, 5))
+    assert sum(t.startswith("STATE") for t in journey.received()) == 2
+    journey.session.expire_all()
+    person = journey.session.get(Participant, journey.participant_id)
+    assert person.next_evaluation_at is not None  # the hub has its next look planned
