@@ -10,6 +10,9 @@ from flask import Flask
 
 from bot.settings import Settings
 
+# Twilio's webhook bodies are a few KB; anything far larger is refused unread.
+MAX_REQUEST_BYTES = 64 * 1024
+
 
 def create_app(test_config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """The web app: settings from the environment, then `test_config` on top."""
@@ -17,10 +20,18 @@ def create_app(test_config: Settings | Mapping[str, Any] | None = None) -> Flask
         settings = test_config
     else:
         settings = Settings.from_env(**dict(test_config or {}))
+    from bot import logs
+
+    logs.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, TESTING=settings.testing, TEND=settings)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        TEND=settings,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+    )
 
     from bot.db import get_engine
 

@@ -18,7 +18,7 @@ from bot.models import Alert, Participant
 from bot.participants import EnrollmentError, enroll
 from bot.phones import PhoneNumberError, mask
 from bot.programs import Program, ProgramError, load_programs
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, environment
 from bot.timing import TimezoneError
 
 
@@ -27,6 +27,20 @@ def _settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _local_settings(command: str) -> Settings:
+    """Settings for a command that stands in for Twilio: refused with TEND_ENV=production."""
+    try:
+        production = environment() == "production"
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if production:
+        raise click.ClickException(
+            f"bot {command} is for local use and does not run with TEND_ENV=production: its "
+            f"sandbox lets anyone text the bot and read every conversation"
+        )
+    return _settings()
 
 
 def _programs(settings: Settings) -> dict[str, Program]:
@@ -47,6 +61,9 @@ def _program(settings: Settings, name: str) -> Program:
 @click.group()
 def main() -> None:
     """Tend: an SMS hub for digital micro-intervention care."""
+    from bot import logs
+
+    logs.install()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -189,6 +206,9 @@ def alerts_command(show_all: bool, resolve_id: int | None) -> None:
 @click.argument("phone")
 def resume_command(phone: str) -> None:
     """Lift a crisis pause once a coordinator has spoken with the participant."""
+    from sqlmodel import update
+
+    from bot.clock import now
     from bot.participants import find_by_phone, resume
     from bot.phones import normalize
 
@@ -202,9 +222,20 @@ def resume_command(phone: str) -> None:
         participant = find_by_phone(session=session, phone=number)
         if participant is None:
             raise click.ClickException(f"{mask(number)} is not enrolled")
-        programs = _programs(settings)
-        resume(session=session, participant=participant, program=programs.get(participant.program))
+        from bot.programs import live_programs
+
+        program = live_programs(settings.narratives_dir).get(participant.program)
+        resume(session=session, participant=participant, program=program)
+        # The coordinator has been in touch: the crisis alerts are settled with the pause.
+        resolved = session.exec(
+            update(Alert)
+            .where(col(Alert.participant_id) == participant.id, col(Alert.kind) == "crisis",
+                   col(Alert.resolved_at).is_(None))
+            .values(resolved_at=now())
+        ).rowcount
     click.echo(f"automated messages resumed for {mask(number)}")
+    if resolved:
+        click.echo(f"{resolved} open crisis alert{'s' if resolved != 1 else ''} resolved")
 
 
 @main.command("check")
@@ -378,7 +409,7 @@ def sandbox_command(host: str, port: int) -> None:
     """Run the local Twilio-compatible sandbox and its phone page."""
     from bot.sandbox import serve_sandbox
 
-    settings = _settings()
+    settings = _local_settings("sandbox")
     serve_sandbox(
         host,
         port,
@@ -396,7 +427,7 @@ def run_command(port: int, sandbox_port: int) -> None:
     """Run everything locally: web, worker, dispatcher and the sandbox, on embedded defaults."""
     from bot.local import run_all
 
-    run_all(_settings(), port=port, sandbox_port=sandbox_port)
+    run_all(_local_settings("run"), port=port, sandbox_port=sandbox_port)
 
 
 @main.command("bench")

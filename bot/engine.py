@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select, update
 
 from bot.clock import as_utc
+from bot.db import insert_or_ignore
 from bot.models import (
     Answer,
     DecisionPoint,
@@ -27,7 +28,7 @@ from bot.models import (
 )
 from bot.programs import EventSpec, Intervention, Program
 from bot.rules import RuleError, counting
-from bot.timing import local_moment, zone
+from bot.timing import local_moment, shift_local_days, zone
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,8 @@ def plan_occurrences(
     """Add outbox rows for `events` (in order, `previous` chaining to the one before).
 
     Program-wide events (no run) keep their calendar: occurrences already past are dropped, and
-    `existing` keys are not planned twice. An intervention's events shift as one block to the
-    first moment after `moment`, so their spacing is kept.
+    `existing` keys are not planned twice. An intervention's events shift as one block, by whole
+    local days, to the first moment after `moment`, so their spacing and wall times are kept.
     """
     existing = existing or set()
     enrollment_day = local_day(participant.enrolled_at, participant)
@@ -158,10 +159,12 @@ def plan_occurrences(
             seed=f"{prefix}@{run.id if run else 0}",
         )
         if run is not None and moments and moments[0] <= moment:
+            # Whole local days, so each event keeps its wall time across a DST change.
+            tz = zone(participant.timezone)
             shift = (local_day(moment, participant) - local_day(moments[0], participant)).days
-            moments = [m + timedelta(days=shift) for m in moments]
-            if moments[0] <= moment:
-                moments = [m + timedelta(days=1) for m in moments]
+            if shift_local_days(moments[0], shift, tz) <= moment:
+                shift += 1
+            moments = [shift_local_days(m, shift, tz) for m in moments]
         previous_day = local_day(moments[-1], participant)
         for index, due in enumerate(moments):
             key = f"{prefix}#{index + 1}"
@@ -550,6 +553,17 @@ def _decide_reminder(session: Session, reminder: Delivery) -> Decision:
 # Ending an intervention
 
 
+def add_answer(session: Session, answer: Answer) -> bool:
+    """Insert `answer` unless its question has one already (then nothing changes); True if it
+    went in. One statement, safe against a concurrent reply or timeout."""
+    table = Answer.__table__  # type: ignore[attr-defined]
+    values = {c.name: getattr(answer, c.name) for c in table.columns if c.name != "id"}
+    answer.id = session.exec(
+        insert_or_ignore(session, table).values(**values).returning(table.c.id)
+    ).scalar()
+    return answer.id is not None
+
+
 def record_missing(*, session: Session, participant_id: int, moment: datetime,
                    run: InterventionRun | None = None, force: bool = False) -> int:
     """Record a missing answer for each sent question whose timeout passed with no reply."""
@@ -565,9 +579,12 @@ def record_missing(*, session: Session, participant_id: int, moment: datetime,
     for prompt in session.exec(query).all():
         timeout = timedelta(hours=float((prompt.assessment or {}).get("timeout_hours") or 36))
         if force or as_utc(prompt.sent_at) + timeout <= moment:  # type: ignore[arg-type]
-            session.add(Answer(participant_id=participant_id, delivery_id=prompt.id,
-                               missing=True, answered_at=moment))
-            recorded += 1
+            # Conditional: a real reply committed meanwhile keeps its place (one question, one
+            # answer, by the unique constraint).
+            recorded += add_answer(session, Answer(
+                participant_id=participant_id, delivery_id=prompt.id or 0, missing=True,
+                answered_at=moment,
+            ))
     if recorded:
         session.flush()
         settle_decisions(session=session, participant_id=participant_id, moment=moment)

@@ -20,7 +20,14 @@ from bot import engine as mi
 from bot.clock import as_utc, now
 from bot.db import session_scope
 from bot.models import Delivery, InterventionRun, Participant
-from bot.programs import Intervention, Level, Program
+from bot.programs import (
+    UNAVAILABLE_RETRY,
+    Intervention,
+    Level,
+    Program,
+    unavailable_alert,
+    unavailable_reason,
+)
 from bot.rules import RuleError
 from bot.timing import local_moment, zone
 
@@ -262,22 +269,31 @@ def begin(*, participant: Participant, program: Program) -> None:
 
 
 def claim_due(*, engine: Engine, limit: int, moment: datetime | None = None) -> list[int]:
-    """Participants whose evaluation is due, leased for LEASE (a lost job is retried then)."""
+    """Participants whose evaluation is due, leased for LEASE (a lost job is retried then).
+
+    As the outbox claims (`bot.outbox._claim`): the ids are picked first, FOR UPDATE SKIP LOCKED
+    on PostgreSQL so racing dispatchers take disjoint participants, then leased by one
+    conditional UPDATE, in one transaction; never `UPDATE ... WHERE id IN (subquery)`.
+    """
     moment = moment or now()
     table = Participant.__table__  # type: ignore[attr-defined]
-    with session_scope(engine) as session:
-        due = select(table.c.id).where(
-            table.c.next_evaluation_at <= moment,
-        ).order_by(table.c.next_evaluation_at).limit(limit)
-        if session.get_bind().dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        ids = list(session.exec(
+    still_due = table.c.next_evaluation_at <= moment
+    with engine.begin() as connection:
+        chosen = select(table.c.id).where(still_due).order_by(
+            table.c.next_evaluation_at
+        ).limit(limit)
+        if connection.dialect.name == "postgresql":
+            chosen = chosen.with_for_update(skip_locked=True)
+        ids = list(connection.execute(chosen).scalars())
+        if not ids:
+            return []
+        # Still due: without row locks (SQLite) another process may have leased them.
+        return list(connection.execute(
             update(table)
-            .where(table.c.id.in_(due.scalar_subquery()))
+            .where(table.c.id.in_(ids), still_due)
             .values(next_evaluation_at=moment + LEASE)
             .returning(table.c.id)
         ).scalars())
-    return ids
 
 
 def evaluate_participant(*, engine: Engine, programs: dict[str, Program], participant_id: int,
@@ -293,11 +309,32 @@ def evaluate_participant(*, engine: Engine, programs: dict[str, Program], partic
             return "no such participant"
         program = programs.get(participant.program)
         if program is None:
-            participant.next_evaluation_at = None
-            session.add(participant)
-            return f"program {participant.program} is gone"
+            return _without_program(session=session, programs=programs,
+                                    participant=participant, moment=moment)
         return evaluate(session=session, participant=participant, program=program,
                         moment=moment)
+
+
+def _without_program(*, session: Session, programs: dict[str, Program],
+                     participant: Participant, moment: datetime) -> str:
+    """A program that cannot be loaded now: the evaluation waits and an alert is raised. Only
+    a program removed on purpose (its folder is gone) ends its participants' schedules."""
+    from bot import alerts
+    from bot.participants import cancel_pending
+
+    name = participant.program
+    reason = unavailable_reason(programs, name)
+    if reason is not None:
+        participant.next_evaluation_at = moment + UNAVAILABLE_RETRY
+        session.add(participant)
+        alerts.raise_once(session=session, kind="content", detail=unavailable_alert(name, reason))
+        return f"waiting: program {name} cannot be loaded"
+    cancel_pending(session=session, participant=participant, reason=f"program {name} was removed")
+    cancel_open_runs(session=session, participant=participant, reason="program removed")
+    participant.evaluation_reason = None
+    session.add(participant)
+    log.info("participant %s: program %s was removed; schedule ended", participant.id, name)
+    return f"program {name} was removed"
 
 
 def cancel_open_runs(*, session: Session, participant: Participant, reason: str) -> None:

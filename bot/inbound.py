@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
@@ -17,6 +19,7 @@ from bot.encoding import encode
 from bot.intents import Intent, classify, keyword_of
 from bot.models import (
     Alert,
+    AlertMessage,
     Answer,
     Delivery,
     DeliveryStatus,
@@ -51,7 +54,9 @@ class InboundResult:
 STOP_LINE = "Reply STOP to stop, HELP for help."
 
 
-def help_text(settings: Settings, program: Program | None, programs: dict[str, Program]) -> str:
+def help_text(
+    settings: Settings, program: Program | None, programs: Mapping[str, Program]
+) -> str:
     if program is None:
         joins = ", ".join(k for p in programs.values() for k in p.join_keywords[:1])
         joins = joins or "the word your coordinator gave you"
@@ -103,10 +108,37 @@ def parse_params(form: dict[str, str]) -> tuple[str, str, str, str]:
     return form["MessageSid"], sender, form.get("To", ""), form["Body"]
 
 
+ProgramSource = Mapping[str, Program] | Callable[[], Mapping[str, Program]]
+
+
+class _Programs:
+    """The programs, read only when a reply needs them and never able to fail: consent
+    keywords, crisis language and HELP are handled whatever state the content is in."""
+
+    def __init__(self, source: ProgramSource):
+        self._source = source
+        self._loaded: Mapping[str, Program] | None = None
+
+    def all(self) -> Mapping[str, Program]:
+        if self._loaded is None:
+            try:
+                self._loaded = self._source() if callable(self._source) else self._source
+            except Exception:
+                log.exception("programs could not be read; answering without them")
+                self._loaded = {}
+        return self._loaded
+
+    def get(self, name: str | None) -> Program | None:
+        return self.all().get(name) if name else None
+
+
 def handle_inbound(
-    *, session: Session, settings: Settings, programs: dict[str, Program], form: dict[str, str]
+    *, session: Session, settings: Settings, programs: ProgramSource, form: dict[str, str]
 ) -> InboundResult:
-    """Process one inbound text exactly once; returns the replies to send back at once."""
+    """Process one inbound text exactly once; returns the replies to send back at once.
+
+    `programs` may be a callable: it is called only once a reply needs program content.
+    """
     message_sid, sender, to, body = parse_params(form)
     participant = participants.find_by_phone(session=session, phone=sender)
     message = InboundMessage(
@@ -141,7 +173,7 @@ def handle_inbound(
     session.add(message)
 
     result = _respond(
-        session=session, settings=settings, programs=programs, message=message,
+        session=session, settings=settings, programs=_Programs(programs), message=message,
         participant=participant,
     )
     message.intent = result.intent
@@ -154,23 +186,26 @@ def _respond(
     *,
     session: Session,
     settings: Settings,
-    programs: dict[str, Program],
+    programs: _Programs,
     message: InboundMessage,
     participant: Participant | None,
 ) -> InboundResult:
     body = message.body
     intent = classify(body)
     danger = crisis.detect(body)
-    program = programs.get(participant.program) if participant else None
     result = InboundResult(intent=str(intent))
 
-    def reply(kind: str, text: str) -> None:
+    def program_of() -> Program | None:
+        return programs.get(participant.program) if participant else None
+
+    def reply(kind: str, text: str, *, versioned: bool = True) -> None:
         if participant is None:
             result.replies.append(encode(text).body)
         else:
             result.replies.append(
                 _record_reply(
-                    session=session, participant=participant, kind=kind, text=text, program=program
+                    session=session, participant=participant, kind=kind, text=text,
+                    program=program_of() if versioned else None,
                 )
             )
 
@@ -181,6 +216,7 @@ def _respond(
             Alert(
                 participant_id=participant.id if participant else None,
                 kind="crisis",
+                category=danger.category,
                 detail=(
                     f"{danger.category}: matched '{danger.phrase}' "
                     f"from {mask(message.from_phone)}"
@@ -191,11 +227,7 @@ def _respond(
         log.warning("crisis language from %s (%s)", mask(message.from_phone), danger.category)
         if participant is not None:
             participants.pause(session=session, participant=participant, reason="crisis language")
-        reply(
-            "safety",
-            f"We care about your safety. {settings.crisis_resources} "
-            f"A member of our team has been told and will reach out.",
-        )
+        reply("safety", safety_reply(settings), versioned=False)
         if intent is not Intent.OPT_OUT:
             return result
 
@@ -203,6 +235,7 @@ def _respond(
         if participant is None:
             return result
         if participants.opt_out(session=session, participant=participant, reason=body.strip()[:60]):
+            program = program_of()
             title = program.title if program else "these messages"
             reply(
                 "confirmation",
@@ -211,16 +244,30 @@ def _respond(
             )
         return result
 
+    # After crisis language, until a coordinator resolves the alert, every text is kept with it
+    # and answered with the resources again: never a join menu or a cheerful default.
+    alert = open_crisis_alert(session=session, participant=participant, phone=message.from_phone)
+    if alert is not None:
+        return _after_crisis(
+            session=session, settings=settings, programs=programs, message=message,
+            participant=participant, alert=alert, intent=intent, result=result, reply=reply,
+        )
+
     if participant is not None and participant.opted_out_at is not None:
         if intent is Intent.OPT_IN:
-            participants.opt_in(session=session, participant=participant, program=program)
+            participants.opt_in(session=session, participant=participant, program=program_of(),
+                                via=body.strip()[:60])
+            program = program_of()
             title = program.title if program else "Tend"
-            reply("confirmation", f"Welcome back to {title}. {STOP_LINE}")
+            if participant.paused_at is not None:
+                reply("confirmation", f"Welcome back to {title}. {PAUSED_LINE} {STOP_LINE}")
+            else:
+                reply("confirmation", f"Welcome back to {title}. {STOP_LINE}")
         # Otherwise silence: nothing but the opt-out confirmation is sent after STOP.
         return result
 
     if intent is Intent.HELP:
-        reply("help", help_text(settings, program, programs))
+        reply("help", help_text(settings, program_of(), programs.all()))
         return result
 
     if intent is Intent.HUMAN:
@@ -232,22 +279,32 @@ def _respond(
                 inbound_message_id=message.id,
             )
         )
-        reply("reply", "Thanks. A member of our team will text you back soon.")
+        program = program_of()
+        contact = (program.contact if program else "") or settings.coordinator_contact
+        reply("reply", f"Thanks. Your message is saved for the study team. "
+                       f"To reach them directly: {contact}.")
         return result
 
+    program = program_of()
     keyword = keyword_of(body)
-    joined = next((p for p in programs.values() if keyword and keyword in p.join_keywords), None)
+    joined = next(
+        (p for p in programs.all().values() if keyword and keyword in p.join_keywords), None
+    )
     if participant is None:
         if joined is not None:
             return _join(session=session, settings=settings, program=joined, message=message)
         if _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
             return result
         result.intent = "unknown"
-        result.replies.append(encode(help_text(settings, None, programs)).body)
+        result.replies.append(encode(help_text(settings, None, programs.all())).body)
         return result
 
     if joined is not None and joined.name == participant.program:
         reply("reply", f"You're already enrolled in {joined.title}. {STOP_LINE}")
+        return result
+
+    if intent is Intent.OPT_IN and participant.paused_at is not None:
+        reply("reply", f"{PAUSED_LINE} {STOP_LINE}")
         return result
 
     if intent is Intent.CHECKIN:
@@ -268,6 +325,86 @@ def _respond(
     if not _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
         reply("reply", f"Thanks for your message. {STOP_LINE}")
     return result
+
+
+PAUSED_LINE = "Automated messages stay paused until our team has been in touch with you."
+CRISIS_REPEAT_INTERVAL = timedelta(minutes=15)  # the resources again at most this often
+
+
+def safety_reply(settings: Settings) -> str:
+    """The reply to crisis language. It names the resources and what Tend does; it promises
+    that a person will reach out only when one has actually been told, and no notification
+    channel reaches a person yet, so it does not."""
+    return (
+        f"We care about your safety. {settings.crisis_resources} "
+        f"Automated messages are paused and your message is saved for the study team."
+    )
+
+
+def open_crisis_alert(
+    *, session: Session, participant: Participant | None, phone: str
+) -> Alert | None:
+    """The newest unresolved crisis alert of this participant, or of this number if it is not
+    enrolled (the alert's first text came from it)."""
+    query = select(Alert).where(Alert.kind == "crisis", col(Alert.resolved_at).is_(None))
+    if participant is not None:
+        query = query.where(Alert.participant_id == participant.id)
+    else:
+        query = query.join(
+            InboundMessage, col(InboundMessage.id) == col(Alert.inbound_message_id)
+        ).where(InboundMessage.from_phone == phone, col(Alert.participant_id).is_(None))
+    return session.exec(query.order_by(col(Alert.id).desc())).first()
+
+
+def _after_crisis(
+    *,
+    session: Session,
+    settings: Settings,
+    programs: _Programs,
+    message: InboundMessage,
+    participant: Participant | None,
+    alert: Alert,
+    intent: Intent,
+    result: InboundResult,
+    reply: Callable[..., None],
+) -> InboundResult:
+    """A text while a crisis alert is open: kept with the alert, answered with the resources
+    (at most every CRISIS_REPEAT_INTERVAL), HELP and START answered truthfully."""
+    session.add(AlertMessage(alert_id=alert.id or 0, inbound_message_id=message.id or 0))
+    result.intent = "crisis-followup"
+    if participant is not None and intent is Intent.OPT_IN and participant.opted_out_at:
+        participants.opt_in(session=session, participant=participant, program=programs.get(
+            participant.program), via=message.body.strip()[:60])
+        reply("confirmation", f"You're subscribed again. {PAUSED_LINE} "
+                              f"{settings.crisis_resources}")
+        return result
+    if intent is Intent.HELP:
+        program = programs.get(participant.program) if participant else None
+        reply("help", f"{help_text(settings, program, programs.all())} "
+                      f"{settings.crisis_resources}", versioned=False)
+        return result
+    if participant is not None and participant.opted_out_at is not None:
+        return result  # opted out: nothing but the confirmation; the text stays with the alert
+    if _safety_sent_recently(session=session, phone=message.from_phone, exclude=message.id):
+        return result
+    if intent is Intent.OPT_IN:
+        reply("safety", f"{PAUSED_LINE} {settings.crisis_resources}", versioned=False)
+    else:
+        reply("safety", safety_reply(settings), versioned=False)
+    return result
+
+
+def _safety_sent_recently(*, session: Session, phone: str, exclude: int | None) -> bool:
+    since = now() - CRISIS_REPEAT_INTERVAL
+    return session.exec(
+        select(InboundMessage.id).where(
+            InboundMessage.from_phone == phone,
+            col(InboundMessage.intent).in_(("crisis", "crisis-followup")),
+            col(InboundMessage.reply).is_not(None),
+            InboundMessage.received_at >= since,
+            InboundMessage.id != exclude,
+        )
+    ).first() is not None
 
 
 def _checkin(
@@ -312,14 +449,28 @@ def _checkin(
 def _join(
     *, session: Session, settings: Settings, program: Program, message: InboundMessage
 ) -> InboundResult:
-    participant = participants.enroll(
-        session=session,
-        phone=message.from_phone,
-        program=program,
-        timezone=settings.default_timezone,
-        via="keyword",
-        welcome_now=False,
-    )
+    try:
+        with session.begin_nested():
+            participant = participants.enroll(
+                session=session,
+                phone=message.from_phone,
+                program=program,
+                timezone=settings.default_timezone,
+                via="keyword",
+                welcome_now=False,
+            )
+    except IntegrityError:
+        # The same number joined in a concurrent request (a double-tapped JOIN): that one
+        # enrolled them; this text is answered as a repeat, never lost.
+        found = participants.find_by_phone(session=session, phone=message.from_phone)
+        if found is None:
+            raise
+        message.participant_id = found.id
+        text = _record_reply(
+            session=session, participant=found, kind="reply", program=program,
+            text=f"You're already enrolled in {program.title}. {STOP_LINE}",
+        )
+        return InboundResult(replies=[text], intent="join")
     message.participant_id = participant.id
     try:
         text = render(program, program.welcome_template, message_context(
@@ -363,7 +514,8 @@ def _answered_recently(*, session: Session, phone: str, exclude: int | None) -> 
 
 
 def _credit_answer(
-    *, session: Session, participant: Participant, message: InboundMessage
+    *, session: Session, participant: Participant, message: InboundMessage,
+    taken: frozenset[int] = frozenset(),
 ) -> str | bool:
     """Credit the reply to the question that asked it; returns the text to answer with.
 
@@ -388,6 +540,7 @@ def _credit_answer(
                 col(Delivery.assessment).is_not(None),
                 col(Delivery.sent_at).is_not(None),
                 Delivery.sent_at >= moment - MAX_ANSWER_WINDOW,
+                col(Delivery.id).not_in(taken),
                 ~answered,
             )
             .order_by(col(Delivery.sent_at).desc(), col(Delivery.id).desc())
@@ -398,8 +551,13 @@ def _credit_answer(
     if not prompts:
         return False
     readings = [(prompt, question_from_spec(prompt.assessment or {})) for prompt in prompts]
+    # A typed question (yes/no, scale, choice, number) that can read the reply wins over a
+    # free-text question, which can read anything: "Yes" answers the dose check even after a
+    # later "what got in the way?".
+    typed = [(p, q) for p, q in readings if q.kind != "text"]
+    free = [(p, q) for p, q in readings if q.kind == "text"]
     chosen = next(
-        ((p, q, parsed) for p, q in readings if (parsed := parse(q, message.body)).ok), None
+        ((p, q, parsed) for p, q in typed + free if (parsed := parse(q, message.body)).ok), None
     )
     if chosen is None:
         prompt, question = readings[0]
@@ -425,18 +583,20 @@ def _credit_answer(
             value = float(question.choices.index(label) + 1)
         else:
             label = str(parsed.value)
-    session.add(
-        Answer(
-            participant_id=participant.id,
-            delivery_id=prompt.id,
-            inbound_message_id=message.id,
-            raw=message.body,
-            value=value,
-            label=label,
-            answered_at=moment,
-        )
+    answer = Answer(
+        participant_id=participant.id or 0,
+        delivery_id=prompt.id or 0,
+        inbound_message_id=message.id,
+        raw=message.body,
+        value=value,
+        label=label,
+        answered_at=moment,
     )
-    session.flush()
+    if not engine.add_answer(session, answer):
+        # Another reply (or the question's timeout) took this question a moment ago, in a
+        # transaction that had not committed when this one looked: credit the next one.
+        return _credit_answer(session=session, participant=participant, message=message,
+                              taken=taken | {prompt.id or 0})
     _after_answer(session=session, participant=participant, prompt=prompt, moment=moment)
     return str(spec.get("thanks") or "Thanks, noted.") if parsed.ok else True
 

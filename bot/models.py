@@ -127,6 +127,7 @@ class Delivery(SQLModel, table=True):
     send_started_at: datetime | None = _when()  # when a worker began the provider call
     retry_of: int | None = Field(default=None, foreign_key="delivery.id")
     claim_token: str | None = Field(default=None, max_length=40)
+    claimed_by: str | None = Field(default=None, max_length=32)  # the worker sending it
     provider_sid: str | None = Field(default=None, max_length=64, unique=True)
     body: str | None = Field(default=None, sa_type=sa.Text)
     segments: int | None = None
@@ -153,11 +154,12 @@ class DeliveryEvent(SQLModel, table=True):
 
 
 class Answer(SQLModel, table=True):
-    """A reply to a proximal assessment, credited to the prompt that asked it."""
+    """A reply to a proximal assessment, credited to the prompt that asked it: one question,
+    one answer (a real reply or a recorded `missing`), enforced by the database."""
 
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
-    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    delivery_id: int = Field(foreign_key="delivery.id", unique=True)
     inbound_message_id: int | None = Field(
         default=None, foreign_key="inbound_message.id", unique=True
     )
@@ -211,7 +213,8 @@ class Alert(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
-    kind: str = Field(max_length=32)  # crisis, human, undeliverable
+    kind: str = Field(max_length=32)  # crisis, human, undeliverable, content
+    category: str | None = Field(default=None, max_length=32)  # crisis: suicide, self-harm, ...
     detail: str = Field(default="", sa_type=sa.Text)
     inbound_message_id: int | None = Field(default=None, foreign_key="inbound_message.id")
     created_at: datetime = _when(nullable=False)
@@ -228,3 +231,36 @@ class UnmatchedStatus(SQLModel, table=True):
     status: str = Field(max_length=16)
     error_code: int | None = None
     received_at: datetime = _when(nullable=False)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """The append-only consent record: every enrollment, opt-out, opt-in, pause and resume."""
+
+    __tablename__ = "consent_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    kind: str = Field(max_length=16)  # enrolled, opted_out, opted_in, paused, resumed
+    via: str = Field(default="", max_length=80)  # the keyword or words, the command, ...
+    at: datetime = _when(nullable=False)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """A sending worker's sign of life: rows it left in sending are reconciled as soon as it
+    stops beating, not after the whole claim timeout."""
+
+    __tablename__ = "worker_heartbeat"
+
+    worker_id: str = Field(primary_key=True, max_length=32)
+    started_at: datetime = _when(nullable=False)
+    beat_at: datetime = _when(nullable=False, index=True)
+
+
+class AlertMessage(SQLModel, table=True):
+    """A text kept with an open alert: those that came after crisis language, until resolved."""
+
+    __tablename__ = "alert_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    inbound_message_id: int = Field(foreign_key="inbound_message.id", unique=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from bot.clock import now
-from bot.models import Delivery, DeliveryStatus
+from bot.models import Delivery, DeliveryStatus, WorkerHeartbeat
 
 
 def backoff(attempt: int) -> timedelta:
@@ -87,8 +87,35 @@ def claim_lost(
     return _reclaim(engine, DeliveryStatus.QUEUED, requeue_after, limit, moment or now())
 
 
+DEAD_AFTER = timedelta(seconds=45)  # a sending worker that has not beaten for this long is dead
+
+
 def claim_stale(
-    *, engine: Engine, limit: int, claim_timeout: timedelta, moment: datetime | None = None
+    *, engine: Engine, limit: int, claim_timeout: timedelta, moment: datetime | None = None,
+    dead_after: timedelta = DEAD_AFTER,
 ) -> list[int]:
-    """Rows stuck in sending (a worker died mid-call): hand them to a reconcile job."""
-    return _reclaim(engine, DeliveryStatus.SENDING, claim_timeout, limit, moment or now())
+    """Rows stuck in sending (a worker died mid-call): hand them to a reconcile job.
+
+    A row is stuck once its claim is older than `claim_timeout`, or at once when the worker
+    that claimed it has stopped beating (killed). The claim token is cleared as the row is
+    taken, so the send gate of a worker that was only slow refuses it; a row being sent right
+    now is locked by that gate and skipped here (PostgreSQL).
+    """
+    moment = moment or now()
+    alive = select(WorkerHeartbeat.worker_id).where(
+        col(WorkerHeartbeat.beat_at) >= moment - dead_after
+    )
+    return _claim(
+        engine,
+        [
+            col(Delivery.status) == DeliveryStatus.SENDING,
+            or_(
+                col(Delivery.claimed_at) <= moment - claim_timeout,
+                and_(col(Delivery.claimed_by).is_not(None),
+                     col(Delivery.claimed_by).not_in(alive)),
+            ),
+        ],
+        {"claimed_at": moment, "claim_token": None},
+        limit,
+        col(Delivery.claimed_at),
+    )

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select, update
 
 from bot import hub
 from bot.clock import now
-from bot.models import Delivery, DeliveryStatus, Participant
+from bot.models import ConsentEvent, Delivery, DeliveryStatus, Participant
 from bot.phones import mask, normalize
 from bot.programs import Program
 from bot.timing import zone
@@ -22,6 +22,12 @@ PENDING = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED)
 
 class EnrollmentError(ValueError):
     """An enrollment that cannot be made, with a reason a coordinator can act on."""
+
+
+def record_consent(*, session: Session, participant: Participant, kind: str, via: str) -> None:
+    """Append to the consent record (never updated or deleted)."""
+    session.add(ConsentEvent(participant_id=participant.id or 0, kind=kind, via=via[:80],
+                             at=now()))
 
 
 def find_by_phone(*, session: Session, phone: str) -> Participant | None:
@@ -54,6 +60,7 @@ def enroll(
     )
     session.add(participant)
     session.flush()
+    record_consent(session=session, participant=participant, kind="enrolled", via=via)
     if welcome_now:
         session.add(
             Delivery(
@@ -135,16 +142,22 @@ def opt_out(*, session: Session, participant: Participant, reason: str) -> bool:
         return False
     participant.opted_out_at = now()
     session.add(participant)
+    record_consent(session=session, participant=participant, kind="opted_out", via=reason)
     log.info("participant %s opted out (%s)", participant.id, reason)
     return True
 
 
-def opt_in(*, session: Session, participant: Participant, program: Program | None) -> bool:
-    """Re-subscribe after an opt-out and re-plan the events still ahead."""
+def opt_in(
+    *, session: Session, participant: Participant, program: Program | None, via: str = "START"
+) -> bool:
+    """Re-subscribe after an opt-out and re-plan the events still ahead (while not paused).
+
+    The opt-out itself stays in the consent record."""
     if participant.opted_out_at is None:
         return False
     participant.opted_out_at = None
     session.add(participant)
+    record_consent(session=session, participant=participant, kind="opted_in", via=via)
     if program is not None and participant.paused_at is None:
         plan_events(session=session, participant=participant, program=program)
         if program.levels:
@@ -158,12 +171,17 @@ def pause(*, session: Session, participant: Participant, reason: str) -> None:
     if participant.paused_at is None:
         participant.paused_at = now()
         session.add(participant)
+        record_consent(session=session, participant=participant, kind="paused", via=reason)
     cancel_pending(session=session, participant=participant, reason=f"paused ({reason})")
     hub.cancel_open_runs(session=session, participant=participant, reason="paused")
 
 
-def resume(*, session: Session, participant: Participant, program: Program | None) -> None:
-    """Lift a pause and re-plan the events still ahead."""
+def resume(
+    *, session: Session, participant: Participant, program: Program | None, via: str = "bot resume"
+) -> None:
+    """Lift a pause and re-plan the events still ahead; the pause stays in the consent record."""
+    if participant.paused_at is not None:
+        record_consent(session=session, participant=participant, kind="resumed", via=via)
     participant.paused_at = None
     session.add(participant)
     if program is not None and participant.opted_out_at is None:

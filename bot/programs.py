@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -266,14 +266,48 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _read_text(path: Path, where: str) -> str:
+    """A content file as text; a file that is not UTF-8 is named with the line of its first bad
+    byte, as a coordinator's editor shows it."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ProgramError([
+            f"{where}:{line}: this file is not saved as UTF-8 text (byte {raw[exc.start]:#04x} "
+            f"cannot be read); save it as UTF-8 in your editor"
+        ]) from None
+
+
 def load_program(folder: Path) -> Program:
-    """Load and validate one program folder; every problem is reported, with file:line."""
+    """Load and validate one program folder; every problem is reported, with file:line.
+
+    Any failure at all comes back as a ProgramError naming the file: a coordinator's file must
+    never crash the service that reads it.
+    """
+    where = f"{folder.name}/{DEFINITION_FILE}"
+    try:
+        return _load_program(folder)
+    except ProgramError:
+        raise
+    except OSError as exc:
+        raise ProgramError([f"{where}: cannot be read ({exc.strerror or exc})"]) from None
+    except Exception as exc:  # a rule or value that breaks a library in a way we did not foresee
+        logging.getLogger(__name__).exception("loading %s failed", where)
+        raise ProgramError(
+            [f"{where}: could not be loaded ({type(exc).__name__}: {str(exc)[:200]})"]
+        ) from None
+
+
+def _load_program(folder: Path) -> Program:
     path = folder / DEFINITION_FILE
     where = f"{path.parent.name}/{DEFINITION_FILE}"
     if not path.is_file():
         raise ProgramError([f"{where}: missing (every program folder needs one)"])
+    source = _read_text(path, where)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+        data = yaml.load(source, Loader=_LineLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -751,23 +785,124 @@ def programs_in(narratives_dir: Path) -> dict[str, Program]:
     return _cached(str(narratives_dir), stamp)
 
 
-_last_good: dict[str, dict[str, Program]] = {}
+UNAVAILABLE_RETRY = timedelta(minutes=5)  # work for a program that cannot be loaded waits
 
 
-def live_programs(narratives_dir: Path) -> dict[str, Program]:
-    """Programs for the running service: a broken edit keeps the last good version serving.
+def unavailable_alert(name: str, reason: str) -> str:
+    """An alert's words for a program whose participants' messages wait."""
+    return (f"program {name} cannot be loaded, so its participants' messages wait until it "
+            f"is fixed (run bot check): {reason}")
 
-    STOP, HELP and crisis replies must never depend on a coordinator's typo; the problem is
-    logged here and `bot check` names its file and line.
+
+class Catalog(dict[str, Program]):
+    """The programs a running service serves, and those it cannot load right now.
+
+    `unavailable` maps a program's folder name to its problem (file:line): its folder is there
+    but no version of it could ever be loaded by this process, so work for its participants
+    waits. A program whose folder is gone was removed on purpose. `everything_unavailable`:
+    the narratives folder itself could not be read, so every program's work waits.
     """
-    key = str(narratives_dir)
+
+    def __init__(
+        self,
+        programs: dict[str, Program] | None = None,
+        unavailable: dict[str, str] | None = None,
+        everything_unavailable: str | None = None,
+    ):
+        super().__init__(programs or {})
+        self.unavailable = dict(unavailable or {})
+        self.everything_unavailable = everything_unavailable
+
+
+def unavailable_reason(programs: dict[str, Program], name: str) -> str | None:
+    """Why `name` cannot be served right now though it was not removed, or None.
+
+    None for a served program and for one whose folder is gone; a plain dict (tests, tools)
+    knows nothing of unavailable programs.
+    """
+    if name in programs:
+        return None
+    if isinstance(programs, Catalog):
+        return programs.unavailable.get(name) or programs.everything_unavailable
+    return None
+
+
+@dataclass
+class _FolderState:
+    stamp: tuple[tuple[str, float, int], ...] = ()
+    good: Program | None = None
+    problem: str | None = None  # the current version's problems, when it does not load
+
+
+_folders: dict[str, dict[str, _FolderState]] = {}
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, float, int], ...]:
+    return tuple(
+        (str(p), p.stat().st_mtime, p.stat().st_size)
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    )
+
+
+def live_programs(narratives_dir: Path) -> Catalog:
+    """Programs for the running service, each folder on its own: a broken edit keeps the last
+    good version of that program serving, and the other programs are unaffected.
+
+    Never raises: STOP, HELP and crisis replies must never depend on a coordinator's file.
+    A program with no good version yet is listed as unavailable (its work waits, an alert is
+    raised where that work is held back); problems are logged with file and line, and
+    `bot check` names them too.
+    """
+    logger = logging.getLogger(__name__)
+    states = _folders.setdefault(str(narratives_dir), {})
     try:
-        programs = programs_in(narratives_dir)
-    except (ProgramError, OSError) as exc:
-        logging.getLogger(__name__).error(
-            "programs in %s have problems; still serving the last good version:\n%s",
-            narratives_dir, exc,
+        folders = sorted(
+            p for p in narratives_dir.iterdir() if p.is_dir() and NAME_PATTERN.match(p.name)
         )
-        return _last_good.get(key, {})
-    _last_good[key] = programs
-    return programs
+    except Exception as exc:  # missing, unreadable, not a folder
+        reason = f"{narratives_dir}/ cannot be read ({exc}); check NARRATIVES_DIR"
+        logger.error("programs: %s", reason)
+        good = {name: st.good for name, st in states.items() if st.good is not None}
+        return Catalog(good, everything_unavailable=reason)
+    catalog = Catalog()
+    keywords: dict[str, str] = {}
+    for folder in folders:
+        state = states.setdefault(folder.name, _FolderState())
+        try:
+            stamp = _stamp(folder)
+            if stamp != state.stamp:
+                state.stamp = stamp
+                try:
+                    state.good, state.problem = load_program(folder), None
+                except ProgramError as exc:
+                    state.problem = "; ".join(exc.problems)
+                    logger.error(
+                        "program %s has problems; %s:\n%s", folder.name,
+                        "still serving its last good version" if state.good else
+                        "its participants' messages wait until it is fixed",
+                        "\n".join(exc.problems),
+                    )
+        except Exception as exc:  # the folder changed while being read
+            state.problem = f"{folder.name}/: cannot be read ({exc})"
+            logger.error("program %s: %s", folder.name, state.problem)
+        program = state.good
+        if program is None:
+            catalog.unavailable[folder.name] = state.problem or f"{folder.name}/: not loaded"
+            continue
+        clash = next((k for k in program.join_keywords if k in keywords), None)
+        if clash is not None:
+            logger.error(
+                "%s/%s:%s: join keyword %s is already used by %s; %s is not served",
+                folder.name, DEFINITION_FILE, program.keywords_line, clash, keywords[clash],
+                folder.name,
+            )
+            catalog.unavailable[folder.name] = (
+                f"{folder.name}/{DEFINITION_FILE}:{program.keywords_line}: join keyword "
+                f"{clash} is already used by {keywords[clash]}"
+            )
+            continue
+        keywords.update(dict.fromkeys(program.join_keywords, folder.name))
+        catalog[program.name] = program
+    for name in set(states) - {f.name for f in folders}:
+        del states[name]  # removed on purpose: its participants' schedules end
+    return catalog

@@ -13,22 +13,30 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 
-from bot import delivery_status, hub
+from bot import alerts, delivery_status, hub
 from bot import engine as mi
 from bot.clock import now
 from bot.db import session_scope
 from bot.encoding import MAX_CHARACTERS, encode
-from bot.models import Answer, Delivery, DeliveryStatus, Participant, UnmatchedStatus
+from bot.models import (
+    Answer,
+    Delivery,
+    DeliveryStatus,
+    Participant,
+    UnmatchedStatus,
+    WorkerHeartbeat,
+)
 from bot.narrative import NarrativeError, base_context, render
 from bot.outbox import backoff
-from bot.programs import Program
+from bot.programs import UNAVAILABLE_RETRY, Program, unavailable_alert, unavailable_reason
 from bot.ratelimit import RateLimiter
 from bot.settings import Settings
 from bot.sms import SendFailure, SmsSender
@@ -36,7 +44,9 @@ from bot.timing import local_day_bounds, local_moment, next_allowed, zone
 
 log = logging.getLogger(__name__)
 
-AUTOMATED_KINDS = ("welcome", "event", "narrative", "reminder")
+# What the daily cap counts: every message the program sends on its own. Replies to a text
+# (HELP, a CHECKIN's state question) are answers the participant asked for and do not count.
+AUTOMATED_KINDS = ("welcome", "event", "narrative", "reminder", "state", "finished")
 NOT_RECEIVED = (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED)
 
 
@@ -108,6 +118,7 @@ class _DayCounts:
             ).where(
                 col(Delivery.participant_id).in_(participant_ids),
                 col(Delivery.kind).in_(AUTOMATED_KINDS),
+                or_(col(Delivery.via) == "api", col(Delivery.kind) == "welcome"),
                 or_(
                     and_(col(Delivery.sent_at) >= low, col(Delivery.sent_at) < high),
                     and_(
@@ -216,9 +227,22 @@ def _prepare(
     ids: list[int],
     token: str,
     outcome: BatchOutcome,
-) -> list[tuple[int, str, str]]:
-    """Check and render each queued row; claim the sendable ones. Returns (id, to, body)."""
+    worker_id: str | None = None,
+) -> list[tuple[int, str, str | None]]:
+    """Check each queued row and claim the sendable ones; returns (id, to, body), body None
+    where a template is still to be rendered (`render_claimed`)."""
     moment = now()
+    if worker_id is not None:
+        beat(session, worker_id, moment)
+    if session.get_bind().dialect.name == "postgresql":
+        # The batch's participants first, in id order: a second worker with rows of the same
+        # participant waits here, then counts this batch's claims against the daily cap.
+        # (Participant before delivery is the order inbound handling takes them in too.)
+        whose = select(Delivery.participant_id).where(col(Delivery.id).in_(ids))
+        session.exec(
+            select(Participant.id).where(col(Participant.id).in_(whose))
+            .order_by(col(Participant.id)).with_for_update()
+        ).all()
     # The same ids can be on the queue twice (a job presumed lost was queued again): lock the
     # rows so a second worker skips them instead of reading "queued" and sending them again.
     rows = session.exec(
@@ -238,8 +262,7 @@ def _prepare(
         },
         moment,
     )
-    answers: dict[int, list[Answer]] | None = None
-    ready: list[tuple[int, str, str]] = []
+    ready: list[tuple[int, str, str | None]] = []
     for delivery, participant in rows:
         program = programs.get(participant.program)
         if not participant.receives_automated_content:
@@ -259,6 +282,22 @@ def _prepare(
                 session=session, delivery_id=delivery.id, status=DeliveryStatus.FAILED,
                 error_code=delivery.error_code,
             )
+            continue
+        if program is None and delivery.body is None:
+            name = participant.program
+            reason = unavailable_reason(programs, name)
+            if reason is not None:
+                # Never dropped for a coordinator's broken file: it waits, and they are told.
+                delivery.status, delivery.claimed_at = DeliveryStatus.SCHEDULED, None
+                delivery.due_at = moment + UNAVAILABLE_RETRY
+                outcome.deferred.append(delivery.id)
+                alerts.raise_once(
+                    session=session, kind="content", detail=unavailable_alert(name, reason)
+                )
+                continue
+            delivery.status, delivery.final_at = DeliveryStatus.CANCELLED, moment
+            delivery.error_message = f"not sent: program {name} was removed"
+            outcome.cancelled.append(delivery.id)
             continue
         allowed = _allowed_at(
             session=session, settings=settings, participant=participant, program=program,
@@ -296,15 +335,45 @@ def _prepare(
             encoded = encode(delivery.body)
             delivery.body, delivery.segments = encoded.body, encoded.segments
             delivery.encoding = encoded.encoding
-        if delivery.body is None:
+        delivery.status = DeliveryStatus.SENDING
+        delivery.attempts += 1
+        delivery.claimed_at = delivery.send_started_at = moment
+        delivery.claim_token, delivery.claimed_by = token, worker_id
+        counts.claim(participant.id or 0)
+        # A template is rendered after this transaction commits (`render_claimed`): a slow or
+        # runaway template never holds these row locks.
+        ready.append((delivery.id, participant.phone, delivery.body))
+    for delivery, _ in rows:
+        session.add(delivery)
+    return ready
+
+
+def render_claimed(
+    *, engine: Engine, programs: dict[str, Program], ids: list[int], token: str,
+    outcome: BatchOutcome,
+) -> dict[int, str]:
+    """Render the claimed rows that have a template and no text yet, outside any transaction
+    that holds locks, then store each text (or the failure) under our claim; returns the texts
+    {id: body} ready to send.
+
+    Rendering is bounded in time and size (bot.narrative). A crash in between leaves the row in
+    sending with no text, which reconcile finds missing at the provider and sends again.
+    """
+    if not ids:
+        return {}
+    rendered: dict[int, tuple[str, int, str, str | None] | str] = {}
+    with Session(engine, expire_on_commit=False) as session:
+        rows = session.exec(
+            select(Delivery, Participant)
+            .join(Participant, col(Participant.id) == col(Delivery.participant_id))
+            .where(col(Delivery.id).in_(ids))
+        ).all()
+        answers = _answers_of(session, {p.id for _, p in rows if p.id is not None})
+        for delivery, participant in rows:
+            program = programs.get(participant.program)
             try:
                 if program is None:
                     raise NarrativeError(f"program {participant.program!r} no longer exists")
-                if answers is None:
-                    answers = _answers_of(
-                        session,
-                        {p.id for d, p in rows if d.body is None and p.id is not None},
-                    )
                 text = render(
                     program,
                     delivery.template or "",
@@ -322,25 +391,118 @@ def _prepare(
                         f"more than the {MAX_CHARACTERS} a text can carry"
                     )
             except NarrativeError as exc:
-                # Nothing is lost: the row waits, failed with the reason, for a coordinator.
-                delivery.status, delivery.final_at = DeliveryStatus.FAILED, moment
-                delivery.error_message = str(exc)[:500]
-                outcome.failed.append(delivery.id)
+                rendered[delivery.id or 0] = str(exc)[:500]
                 log.error("delivery %s not rendered: %s", delivery.id, exc)
                 continue
-            delivery.body, delivery.segments = encoded.body, encoded.segments
-            delivery.encoding = encoded.encoding
-            if program is not None:
-                delivery.program_version = program.version
-        delivery.status = DeliveryStatus.SENDING
-        delivery.attempts += 1
-        delivery.claimed_at = delivery.send_started_at = moment
-        delivery.claim_token = token
-        counts.claim(participant.id or 0)
-        ready.append((delivery.id, participant.phone, delivery.body))
-    for delivery, _ in rows:
-        session.add(delivery)
-    return ready
+            rendered[delivery.id or 0] = (
+                encoded.body, encoded.segments, encoded.encoding, program.version
+            )
+        session.rollback()  # nothing was written: end the read
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    texts: dict[int, str] = {}
+    moment = now()
+    with session_scope(engine) as session:
+        for delivery_id, result in rendered.items():
+            mine = update(table).where(
+                table.c.id == delivery_id, table.c.status == DeliveryStatus.SENDING,
+                table.c.claim_token == token, table.c.body.is_(None),
+            )
+            if isinstance(result, str):
+                # Nothing is lost: the row waits, failed with the reason, for a coordinator.
+                if session.exec(mine.values(
+                    status=DeliveryStatus.FAILED, final_at=moment, error_message=result,
+                )).rowcount:
+                    outcome.failed.append(delivery_id)
+                continue
+            body, segments, encoding, version = result
+            if session.exec(mine.values(
+                body=body, segments=segments, encoding=encoding, program_version=version,
+            )).rowcount:
+                texts[delivery_id] = body
+            else:
+                outcome.skipped.append(delivery_id)
+    return texts
+
+
+HEARTBEAT_EVERY = timedelta(seconds=2)  # a sending worker's sign of life, at most this often
+
+
+def beat(session: Session, worker_id: str, moment: datetime) -> None:
+    """Record that `worker_id` is alive (see WorkerHeartbeat)."""
+    table = WorkerHeartbeat.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.exec(
+        insert(table)
+        .values(worker_id=worker_id, started_at=moment, beat_at=moment)
+        .on_conflict_do_update(index_elements=[table.c.worker_id], set_={"beat_at": moment})
+    )
+
+
+def send_window(settings: Settings) -> timedelta:
+    """How long after its claim a row may still be handed to the provider: well under the claim
+    timeout, after which the dispatcher has it reconciled, so the two never overlap."""
+    return timedelta(seconds=settings.claim_timeout_seconds) / 3
+
+
+def gate(*, session: Session, settings: Settings, delivery_id: int, token: str) -> str:
+    """The send gate, right before the provider call: "send" if the row is still ours (sending
+    under `token`, claimed within the send window) and its participant still consents and is
+    not paused, read from the database now; otherwise the row is settled and the reason
+    returned ("cancelled", "deferred" or "skipped").
+
+    On PostgreSQL the participant row is held FOR SHARE and the delivery row locked until the
+    caller's transaction ends, which it does after the provider call: a STOP or a pause that
+    commits first is seen here, one that comes later waits for this send to finish, and the
+    dispatcher's reclaim (SKIP LOCKED) never takes a row that is being sent.
+    """
+    moment = now()
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    people = Participant.__table__  # type: ignore[attr-defined]
+    consents = select(people.c.id).where(
+        people.c.id == table.c.participant_id,
+        people.c.opted_out_at.is_(None),
+        people.c.paused_at.is_(None),
+        people.c.undeliverable_at.is_(None),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        consents = consents.with_for_update(read=True)
+    mine = [table.c.id == delivery_id, table.c.status == DeliveryStatus.SENDING,
+            table.c.claim_token == token]
+    passed = session.exec(
+        update(table)
+        .where(*mine, table.c.claimed_at >= moment - send_window(settings), consents.exists())
+        .values(claimed_at=moment)
+        .returning(table.c.id)
+    ).first()
+    if passed is not None:
+        return "send"
+    found = session.exec(
+        select(Delivery, Participant)
+        .join(Participant, col(Participant.id) == col(Delivery.participant_id))
+        .where(Delivery.id == delivery_id)
+    ).first()
+    if found is None:
+        return "skipped"
+    delivery, participant = found
+    if delivery.status != DeliveryStatus.SENDING or delivery.claim_token != token:
+        return "skipped"  # reconciled or taken over: no longer ours to send
+    if not participant.receives_automated_content:
+        reason = "opted out" if participant.opted_out_at else (
+            "paused" if participant.paused_at else "unreachable"
+        )
+        session.exec(update(table).where(*mine).values(
+            status=DeliveryStatus.CANCELLED, final_at=moment,
+            error_message=f"not sent: participant {reason}",
+        ))
+        log.info("delivery %s stopped at the send gate: participant %s", delivery_id, reason)
+        return "cancelled"
+    # Claimed too long ago (the batch waited for its rate slots): back to the outbox, due now.
+    session.exec(update(table).where(*mine).values(
+        status=DeliveryStatus.SCHEDULED, due_at=moment, claimed_at=None, claim_token=None,
+        claimed_by=None, attempts=max(delivery.attempts - 1, 0),
+    ))
+    return "deferred"
 
 
 def _apply_orphans(*, session: Session, sids: list[str]) -> None:
@@ -445,15 +607,25 @@ class BatchSender:
         self.engine, self.settings, self.sender = engine, settings, sender
         self.limiter, self.programs = limiter, programs
         self.pool = ThreadPoolExecutor(max_workers=settings.send_concurrency)
+        # Rows this worker leaves in sending carry its id; once its heartbeat stops they are
+        # reconciled at once rather than after the claim timeout.
+        self.worker_id = uuid.uuid4().hex
+        self._last_beat = datetime.min.replace(tzinfo=UTC)
 
     def send_batch(self, ids: list[int]) -> BatchOutcome:
         outcome = BatchOutcome()
         token = uuid.uuid4().hex
         with session_scope(self.engine) as session:
-            ready = _prepare(
+            prepared = _prepare(
                 session=session, settings=self.settings, programs=self.programs, ids=ids,
-                token=token, outcome=outcome,
+                token=token, outcome=outcome, worker_id=self.worker_id,
             )
+        self._last_beat = now()
+        ready = [item for item in prepared if item[2] is not None]
+        phones = {delivery_id: phone for delivery_id, phone, body in prepared if body is None}
+        texts = render_claimed(engine=self.engine, programs=self.programs, ids=list(phones),
+                               token=token, outcome=outcome)
+        ready += [(delivery_id, phones[delivery_id], body) for delivery_id, body in texts.items()]
         # The claims are committed: from here a crash leaves rows in sending, to be reconciled.
         futures = [self.pool.submit(self._send_one, item, token) for item in ready]
         sids: dict[int, str] = {}
@@ -478,26 +650,37 @@ class BatchSender:
         return outcome
 
     def _send_one(self, item: tuple[int, str, str], token: str) -> tuple[int, str, str | None]:
-        """Call the provider for one claimed row; returns (id, outcome, sid if accepted)."""
+        """Call the provider for one claimed row, through the send gate; returns
+        (id, outcome, sid if accepted)."""
         delivery_id, to, body = item
         if self.limiter is not None:
             self.limiter.wait()
-        try:
-            sent = self.sender.send(
-                to=to, body=body, status_callback=status_callback_url(self.settings)
+        # The gate's transaction stays open through the provider call (see `gate`).
+        with session_scope(self.engine) as session:
+            moment = now()
+            if moment - self._last_beat >= HEARTBEAT_EVERY:
+                self._last_beat = moment
+                beat(session, self.worker_id, moment)
+            verdict = gate(
+                session=session, settings=self.settings, delivery_id=delivery_id, token=token
             )
-        except SendFailure as failure:
-            if failure.ambiguous:
-                # It may have gone out: leave it in sending for the reconciler to look up.
-                log.warning("delivery %s: %s; will reconcile", delivery_id, failure)
-                return delivery_id, "retried", None
-            with session_scope(self.engine) as session:
+            if verdict != "send":
+                return delivery_id, verdict, None
+            try:
+                sent = self.sender.send(
+                    to=to, body=body, status_callback=status_callback_url(self.settings)
+                )
+            except SendFailure as failure:
+                if failure.ambiguous:
+                    # It may have gone out: leave it in sending for the reconciler to look up.
+                    log.warning("delivery %s: %s; will reconcile", delivery_id, failure)
+                    return delivery_id, "retried", None
                 result = record_failure(
                     session=session, settings=self.settings, delivery_id=delivery_id,
                     failure=failure,
                 )
-            log.info("delivery %s: provider said %s; %s", delivery_id, failure, result)
-            return delivery_id, result, None
+                log.info("delivery %s: provider said %s; %s", delivery_id, failure, result)
+                return delivery_id, result, None
         return delivery_id, "sent", sent.sid
 
     def reconcile(self, delivery_id: int) -> str:

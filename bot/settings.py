@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, fields, replace
 from datetime import time
+from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # Local defaults: they let `bot run` work with no account. Production refuses them.
 DEFAULT_SECRET_KEY = "dev-only-not-secret"
@@ -20,11 +23,19 @@ DEFAULT_CRISIS_RESOURCES = (
 )
 TWILIO_API = "https://api.twilio.com"
 SANDBOX_API = "http://127.0.0.1:5001"
+LOCAL_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+ENVIRONMENTS = ("development", "production", "test")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SettingsError(ValueError):
-    """A setting has a value the service cannot run with."""
+    """Settings the service cannot run with: every problem found, in one message."""
+
+    def __init__(self, problems: str | list[str], *, production: bool = False) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.production = production
+        prefix = "production refuses to start: " if production else ""
+        super().__init__(prefix + "; ".join(self.problems))
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -70,6 +81,29 @@ def _url(name: str, raw: str) -> str:
     return value
 
 
+def _environment(raw: str) -> str:
+    if raw not in ENVIRONMENTS:
+        raise SettingsError(f"TEND_ENV must be development, production or test, not {raw!r}")
+    return raw
+
+
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def environment(environ: Mapping[str, str] | None = None) -> str:
+    """TEND_ENV alone (default development), for commands that must know it before the rest."""
+    raw = (os.environ if environ is None else environ).get("TEND_ENV")
+    return _environment(raw) if raw else "development"
+
+
 def _database_url(raw: str) -> str:
     # Heroku-like hosts hand out postgres://, which SQLAlchemy no longer accepts.
     value = raw.strip()
@@ -94,7 +128,7 @@ class Settings:
     twilio_from_number: str = SANDBOX_FROM_NUMBER
     twilio_messaging_service_sid: str = ""
     twilio_api_base_url: str = ""  # empty: the local sandbox, or Twilio itself in production
-    public_base_url: str = "http://127.0.0.1:5000"
+    public_base_url: str = ""  # empty: the local web app; production requires it
     crisis_resources: str = DEFAULT_CRISIS_RESOURCES
     coordinator_contact: str = "your study coordinator"
     default_timezone: str = "America/New_York"
@@ -106,6 +140,8 @@ class Settings:
     dispatch_batch_size: int = 500
     dispatch_interval_seconds: float = 1.0
     claim_timeout_seconds: int = 300
+    requeue_after_seconds: int = 60
+    worker_dead_after_seconds: int = 45
     max_send_attempts: int = 6
     queue_name: str = "deliveries"
     testing: bool = False
@@ -120,29 +156,28 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read settings from `environ` (default: os.environ); refuse bad values."""
+        """Read settings from `environ` (default: os.environ); refuse bad values, all at once."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        problems: list[str] = []
+        refused: set[str] = set()
 
-        def get(name: str) -> str | None:
+        def read(name: str, attr: str, parse: Callable[[str], object]) -> None:
             raw = env.get(name)
-            return raw if raw not in (None, "") else None
+            if raw in (None, ""):
+                return
+            try:
+                values[attr] = parse(raw)
+            except SettingsError as exc:
+                problems.extend(exc.problems)
+                refused.add(name)
 
-        if (raw := get("TEND_ENV")) is not None:
-            if raw not in {"development", "production", "test"}:
-                raise SettingsError(
-                    f"TEND_ENV must be development, production or test, not {raw!r}"
-                )
-            values["env"] = raw
-        if (raw := get("TEND_INSTANCE_DIR")) is not None:
-            values["instance_dir"] = Path(raw)
-        if (raw := get("NARRATIVES_DIR")) is not None:
-            values["narratives_dir"] = Path(raw)
-        if (raw := get("DATABASE_URL")) is not None:
-            values["database_url"] = _database_url(raw)
-        if (raw := get("REDIS_URL")) is not None:
-            values["redis_url"] = raw.strip()
-        plain = {
+        read("TEND_ENV", "env", _environment)
+        read("TEND_INSTANCE_DIR", "instance_dir", Path)
+        read("NARRATIVES_DIR", "narratives_dir", Path)
+        read("DATABASE_URL", "database_url", _database_url)
+        read("REDIS_URL", "redis_url", str.strip)
+        for name, attr in {
             "SECRET_KEY": "secret_key",
             "TWILIO_ACCOUNT_SID": "twilio_account_sid",
             "TWILIO_AUTH_TOKEN": "twilio_auth_token",
@@ -152,41 +187,40 @@ class Settings:
             "COORDINATOR_CONTACT": "coordinator_contact",
             "DEFAULT_TIMEZONE": "default_timezone",
             "QUEUE_NAME": "queue_name",
-        }
-        for name, attr in plain.items():
-            if (raw := get(name)) is not None:
-                values[attr] = raw.strip()
+        }.items():
+            read(name, attr, str.strip)
         for name, attr in {
             "TWILIO_API_BASE_URL": "twilio_api_base_url",
             "PUBLIC_BASE_URL": "public_base_url",
         }.items():
-            if (raw := get(name)) is not None:
-                values[attr] = _url(name, raw)
+            read(name, attr, partial(_url, name))
         for name, attr in {
             "QUIET_HOURS_START": "quiet_hours_start",
             "QUIET_HOURS_END": "quiet_hours_end",
         }.items():
-            if (raw := get(name)) is not None:
-                values[attr] = _clock(name, raw)
+            read(name, attr, partial(_clock, name))
         for name, attr, minimum in (
             ("DAILY_MESSAGE_CAP", "daily_message_cap", 1),
             ("SEND_CONCURRENCY", "send_concurrency", 1),
             ("DISPATCH_BATCH_SIZE", "dispatch_batch_size", 1),
             ("CLAIM_TIMEOUT_SECONDS", "claim_timeout_seconds", 10),
+            ("REQUEUE_AFTER_SECONDS", "requeue_after_seconds", 1),
+            ("WORKER_DEAD_AFTER_SECONDS", "worker_dead_after_seconds", 2),
             ("MAX_SEND_ATTEMPTS", "max_send_attempts", 1),
         ):
-            if (raw := get(name)) is not None:
-                values[attr] = _int(name, raw, minimum)
+            read(name, attr, partial(_int, name, minimum=minimum))
         for name, attr in (
             ("SEND_RATE_PER_SECOND", "send_rate_per_second"),
             ("DISPATCH_INTERVAL_SECONDS", "dispatch_interval_seconds"),
         ):
-            if (raw := get(name)) is not None:
-                values[attr] = _float(name, raw)
-        if (raw := get("TEND_TESTING")) is not None:
-            values["testing"] = _bool("TEND_TESTING", raw)
+            read(name, attr, partial(_float, name))
+        read("TEND_TESTING", "testing", partial(_bool, "TEND_TESTING"))
         values.update(overrides)
-        return cls(**values).validated()
+        settings, more = cls(**values)._checked(refused)
+        problems.extend(more)
+        if problems:
+            raise SettingsError(problems, production=settings.production)
+        return settings
 
     def with_overrides(self, **overrides: object) -> Settings:
         known = {f.name for f in fields(self)}
@@ -196,44 +230,67 @@ class Settings:
         return replace(self, **overrides).validated()
 
     def validated(self) -> Settings:
-        """Fill derived defaults and refuse combinations production must not run with."""
+        """Fill derived defaults; refuse, naming every problem, what the service cannot run with."""
+        settings, problems = self._checked()
+        if problems:
+            raise SettingsError(problems, production=settings.production)
+        return settings
+
+    def _checked(self, refused: Set[str] = frozenset()) -> tuple[Settings, list[str]]:
+        """These settings with derived defaults filled, and every problem with them.
+
+        `refused` names variables whose value was already refused, so they are not also
+        reported missing.
+        """
         settings = self
+        problems: list[str] = []
         if not settings.database_url:
             settings = replace(
                 settings, database_url=f"sqlite:///{settings.instance_dir / 'tend.sqlite3'}"
             )
         elif settings.database_url != _database_url(settings.database_url):
             settings = replace(settings, database_url=_database_url(settings.database_url))
-        if not settings.database_url.startswith(("sqlite:", "postgresql+psycopg:")):
-            raise SettingsError(
+        database_ok = settings.database_url.startswith(("sqlite:", "postgresql+psycopg:"))
+        if not database_ok:
+            problems.append(
                 "DATABASE_URL must be a PostgreSQL (postgres://...) or SQLite (sqlite:///...) URL"
             )
         if not settings.twilio_api_base_url:
             base = TWILIO_API if settings.production else SANDBOX_API
             settings = replace(settings, twilio_api_base_url=base)
+        if not settings.public_base_url and not settings.production:
+            settings = replace(settings, public_base_url=LOCAL_PUBLIC_BASE_URL)
         try:
             from zoneinfo import ZoneInfo
 
             ZoneInfo(settings.default_timezone)
         except Exception:
-            raise SettingsError(
+            problems.append(
                 f"DEFAULT_TIMEZONE must be an IANA zone like America/New_York, "
                 f"not {settings.default_timezone!r}"
-            ) from None
+            )
         if not settings.twilio_from_number and not settings.twilio_messaging_service_sid:
-            raise SettingsError("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+            problems.append("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
         if settings.production:
-            problems = []
             if settings.secret_key == DEFAULT_SECRET_KEY:
                 problems.append("SECRET_KEY is the development default")
             if settings.twilio_auth_token in ("", SANDBOX_AUTH_TOKEN):
                 problems.append("TWILIO_AUTH_TOKEN is missing")
             if settings.twilio_account_sid == SANDBOX_ACCOUNT_SID:
                 problems.append("TWILIO_ACCOUNT_SID is missing")
+            if "PUBLIC_BASE_URL" not in refused:
+                if not settings.public_base_url:
+                    problems.append(
+                        "PUBLIC_BASE_URL is missing (the URL Twilio calls; signatures are "
+                        "checked against it)"
+                    )
+                elif _is_local(settings.public_base_url):
+                    problems.append(
+                        f"PUBLIC_BASE_URL is a local address ({settings.public_base_url}), "
+                        f"not the URL Twilio calls"
+                    )
             if settings.uses_embedded_redis:
                 problems.append("REDIS_URL is missing")
             if settings.database_url.startswith("sqlite"):
                 problems.append("DATABASE_URL is missing (SQLite is for local use)")
-            if problems:
-                raise SettingsError("production refuses to start: " + "; ".join(problems))
-        return settings
+        return settings, problems

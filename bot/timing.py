@@ -30,6 +30,16 @@ def local_moment(day: date, clock: time, tz: ZoneInfo) -> datetime:
     return as_utc(datetime.combine(day, clock).replace(tzinfo=tz, fold=0))
 
 
+def shift_local_days(moment: datetime, days: int, tz: ZoneInfo) -> datetime:
+    """`moment` moved by `days` calendar days in `tz`, keeping its wall time (UTC).
+
+    The wall time is placed on the new day as `local_moment` places it, so one the new day
+    skips or repeats maps as it does there.
+    """
+    local = as_utc(moment).astimezone(tz)
+    return local_moment(local.date() + timedelta(days=days), local.time(), tz)
+
+
 def in_quiet_hours(moment: datetime, tz: ZoneInfo, start: time, end: time) -> bool:
     """Whether `moment` falls in the quiet window [start, end) of its local day."""
     local = as_utc(moment).astimezone(tz).time().replace(tzinfo=None)

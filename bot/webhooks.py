@@ -21,6 +21,22 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/twilio")
 
 
+@bp.before_request
+def refuse_large_bodies() -> None:
+    """413 for a body over MAX_CONTENT_LENGTH, before it is parsed or its signature checked."""
+    limit = request.max_content_length
+    if limit is None:
+        return
+    if request.content_length is not None:
+        too_large = request.content_length > limit
+    else:
+        # Sent without a length (chunked): read no further than the limit, kept for parsing.
+        too_large = len(request.get_data(cache=True)) >= limit
+    if too_large:
+        log.warning("refused %s: body over %d bytes", request.path, limit)
+        abort(413)
+
+
 def public_url() -> str:
     """The URL Twilio signed: the configured public base, not what a proxy handed us."""
     path = request.full_path
@@ -60,7 +76,7 @@ def inbound_sms() -> Response:
     try:
         with session_scope(web.engine()) as session:
             result = handle_inbound(
-                session=session, settings=web.settings(), programs=web.programs(), form=form
+                session=session, settings=web.settings(), programs=web.programs, form=form
             )
     except InboundError as exc:
         log.warning("refused inbound from %s: %s", mask(form.get("From")), exc)

@@ -387,3 +387,54 @@ def test_migrate_creates_the_tables_in_a_fresh_sqlite_file(bot: Run, tmp_path: P
     tables = set(inspect(get_engine(url)).get_table_names())
     assert {"participant", "delivery", "alert", "answer", "alembic_version"} <= tables
     assert bot("migrate", database_url=url).exit_code == 0  # and again, harmlessly
+
+
+# --- bot sandbox and bot run: local only --------------------------------------------------------
+
+# A production host's environment, complete: nothing but TEND_ENV stops these commands.
+PRODUCTION = {
+    "TEND_ENV": "production",
+    "SECRET_KEY": "a-long-random-production-secret",
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "a-real-auth-token",
+    "TWILIO_FROM_NUMBER": "+14155550100",
+    "DATABASE_URL": TEST_DATABASE_URL,
+    "REDIS_URL": TEST_REDIS_URL,
+    "PUBLIC_BASE_URL": "https://tend.example.org",
+}
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What `bot sandbox` and `bot run` started (recorded, not run)."""
+    import bot.local
+    import bot.sandbox
+
+    calls: list[str] = []
+    monkeypatch.setattr(bot.sandbox, "serve_sandbox", lambda *a, **k: calls.append("sandbox"))
+    monkeypatch.setattr(bot.local, "run_all", lambda *a, **k: calls.append("run"))
+    return calls
+
+
+@pytest.mark.parametrize("command", ["sandbox", "run"])
+@pytest.mark.parametrize(
+    "environ", [PRODUCTION, {"TEND_ENV": "production"}], ids=["complete", "incomplete"]
+)
+def test_the_local_stand_ins_refuse_production_settings(
+    started: list[str], command: str, environ: dict[str, str]
+):
+    result = CliRunner().invoke(main, [command], env=environ)
+    assert result.exit_code != 0
+    assert f"bot {command} is for local use and does not run with TEND_ENV=production" in (
+        result.output
+    )
+    assert started == []
+
+
+@pytest.mark.parametrize("command", ["sandbox", "run"])
+def test_the_local_stand_ins_start_in_development(started: list[str], command: str, tmp_path):
+    env = {"TEND_ENV": "development", "TEND_INSTANCE_DIR": str(tmp_path), "DATABASE_URL": "",
+           "REDIS_URL": ""}
+    result = CliRunner().invoke(main, [command], env=env)
+    assert result.exit_code == 0, result.output
+    assert started == [command]

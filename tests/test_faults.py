@@ -122,7 +122,7 @@ def test_a_flushed_redis_loses_nothing_the_next_tick_requeues_from_sql_and_each_
     assert tick(engine, redis_conn).requeued == 0  # too soon to presume them lost
     work(redis_conn)
     assert all(sent_to(stack, phone) == [] for phone in phones)
-    with travelled(dispatcher.REQUEUE_AFTER + timedelta(seconds=1)):
+    with travelled(timedelta(seconds=stack.settings.requeue_after_seconds + 1)):
         assert tick(engine, redis_conn).requeued == 5
         work(redis_conn)
         assert tick(engine, redis_conn).requeued == 0

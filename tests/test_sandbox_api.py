@@ -21,7 +21,10 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from bot import create_app
 from bot.sandbox import create_sandbox_app, sandbox_of
+from bot.settings import Settings
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
 ACCOUNT_SID = "AC" + "5a" * 16
 AUTH_TOKEN = "sandbox-test-token"
@@ -637,3 +640,33 @@ def test_unknown_api_routes_answer_in_twilio_json(sandbox_url: str) -> None:
     )
     assert response.status_code == 404
     assert response.json()["code"] == 20404
+
+
+# --- never part of a production deployment ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/sandbox/api/inbound"),
+        ("GET", "/sandbox/api/conversations"),
+        ("GET", f"/sandbox/api/conversations/{PHONE}"),
+        ("GET", "/sandbox/api/info"),
+        ("GET", "/phone"),
+        ("POST", "/sandbox/faults"),
+        ("POST", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"),
+    ],
+)
+def test_the_production_app_has_no_sandbox_routes(method: str, path: str) -> None:
+    settings = Settings(
+        env="production",
+        secret_key="a-long-random-production-secret",
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="a-real-auth-token",
+        database_url=TEST_DATABASE_URL,
+        redis_url=TEST_REDIS_URL,
+        public_base_url="https://tend.example.org",
+    ).validated()
+    client = create_app(settings).test_client()
+    response = client.open(path, method=method, json={"from": PHONE, "body": "JOIN"})
+    assert response.status_code == 404

@@ -131,6 +131,9 @@ def test_production_starts_when_everything_is_set() -> None:
         ({"DATABASE_URL": None}, "DATABASE_URL is missing (SQLite is for local use)"),
         ({"DATABASE_URL": "sqlite:///tend.sqlite3"}, "SQLite is for local use"),
         ({"REDIS_URL": None}, "REDIS_URL is missing"),
+        ({"PUBLIC_BASE_URL": None}, "PUBLIC_BASE_URL is missing"),
+        ({"PUBLIC_BASE_URL": "http://127.0.0.1:5000"}, "PUBLIC_BASE_URL is a local address"),
+        ({"PUBLIC_BASE_URL": "http://localhost:8000/"}, "PUBLIC_BASE_URL is a local address"),
     ],
 )
 def test_production_refuses_to_start_with_local_defaults(
@@ -151,6 +154,60 @@ def test_production_lists_every_problem_at_once() -> None:
     for name in ["SECRET_KEY", "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "REDIS_URL"]:
         assert name in message
     assert "DATABASE_URL" in message
+    assert "PUBLIC_BASE_URL is missing" in message
+
+
+def test_production_names_bad_values_and_missing_settings_in_one_refusal() -> None:
+    environ = {
+        "TEND_ENV": "production",
+        "SECRET_KEY": "a-long-random-production-secret",
+        "DAILY_MESSAGE_CAP": "four",
+        "QUIET_HOURS_START": "25:00",
+        "PUBLIC_BASE_URL": "not-a-url",
+        "DEFAULT_TIMEZONE": "Mars/Base",
+        "DATABASE_URL": "mysql://root@db.example.org/tend",
+    }
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(environ)
+    assert str(caught.value).startswith("production refuses to start: ")
+    assert sorted(caught.value.problems) == sorted(
+        [
+            "DAILY_MESSAGE_CAP must be a whole number, not 'four'",
+            "QUIET_HOURS_START must be a time like 21:00, not '25:00'",
+            "PUBLIC_BASE_URL must be an http(s) URL, not 'not-a-url'",
+            "DEFAULT_TIMEZONE must be an IANA zone like America/New_York, not 'Mars/Base'",
+            "DATABASE_URL must be a PostgreSQL (postgres://...) or SQLite (sqlite:///...) URL",
+            "TWILIO_AUTH_TOKEN is missing",
+            "TWILIO_ACCOUNT_SID is missing",
+            "REDIS_URL is missing",
+        ]
+    )
+    for problem in caught.value.problems:
+        assert problem in str(caught.value)
+
+
+def test_every_bad_value_is_named_at_once_locally_too() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"SEND_CONCURRENCY": "0", "TEND_TESTING": "maybe"})
+    assert str(caught.value) == (
+        "SEND_CONCURRENCY must be at least 1, not 0; TEND_TESTING must be true or false, "
+        "not 'maybe'"
+    )
+
+
+def test_validated_settings_name_every_problem_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings(env="production", twilio_from_number="", default_timezone="Nowhere").validated()
+    problems = caught.value.problems
+    assert "set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID" in problems
+    assert any(p.startswith("DEFAULT_TIMEZONE must be an IANA zone") for p in problems)
+    assert {"SECRET_KEY is the development default", "REDIS_URL is missing"} <= set(problems)
+    assert any(p.startswith("PUBLIC_BASE_URL is missing") for p in problems)
+
+
+def test_locally_the_public_url_is_the_local_web_app() -> None:
+    assert Settings.from_env({}).public_base_url == "http://127.0.0.1:5000"
+    assert Settings().validated().public_base_url == "http://127.0.0.1:5000"
 
 
 @pytest.mark.parametrize(

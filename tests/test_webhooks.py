@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
 from sqlmodel import Session, func, select
 
 from bot.models import Delivery, InboundMessage, Participant
@@ -92,3 +97,87 @@ def test_health_reports_database_and_redis(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+# --- request size -------------------------------------------------------------------------------
+
+ONE_MEGABYTE = 1024 * 1024
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs whose signature was checked."""
+    from twilio.request_validator import RequestValidator
+
+    checked: list[str] = []
+    check = RequestValidator.validate
+
+    def recording(self: RequestValidator, uri: str, *args: Any, **kwargs: Any) -> bool:
+        checked.append(uri)
+        return check(self, uri, *args, **kwargs)
+
+    monkeypatch.setattr(RequestValidator, "validate", recording)
+    return checked
+
+
+@pytest.mark.parametrize("path", ["/twilio/sms", "/twilio/status"])
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+def test_a_body_over_the_limit_is_refused_before_it_is_parsed(
+    client, settings, session, validations, monkeypatch, path: str, signed: bool
+):
+    from flask import Request
+
+    parsed: list[str] = []
+    load_form = Request._load_form_data
+    monkeypatch.setattr(
+        Request, "_load_form_data", lambda self: parsed.append(self.path) or load_form(self)
+    )
+    params = {**inbound_params(PARENT, "JOIN"), "Padding": "x" * ONE_MEGABYTE}
+    headers = {"X-Twilio-Signature": sign(settings, path, params)} if signed else {}
+
+    response = client.post(path, data=params, headers=headers)
+
+    assert response.status_code == 413
+    assert parsed == [] and validations == []
+    assert count(session, InboundMessage) == 0
+    assert count(session, Participant) == 0
+
+
+def chunked(client, settings, path: str, params: dict[str, str]) -> Any:
+    """POST `params` signed, as a body without a Content-Length (chunked), as gunicorn passes it."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(urlencode(params).encode()),
+        content_type="application/x-www-form-urlencoded",
+        headers={
+            "X-Twilio-Signature": sign(settings, path, params),
+            "Transfer-Encoding": "chunked",
+        },
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_body_without_a_length_is_refused_at_the_limit(client, settings, session, validations):
+    params = {**inbound_params(PARENT, "JOIN"), "Padding": "x" * ONE_MEGABYTE}
+    response = chunked(client, settings, "/twilio/sms", params)
+    assert response.status_code == 413
+    assert validations == []
+    assert count(session, InboundMessage) == 0
+
+
+def test_a_small_body_without_a_length_is_handled(client, settings, session):
+    response = chunked(client, settings, "/twilio/sms", inbound_params(PARENT, "JOIN"))
+    assert response.status_code == 200
+    assert b"Daily Check-in" in response.data
+    assert count(session, InboundMessage) == 1
+
+
+def test_the_longest_text_twilio_delivers_is_well_within_the_limit(text_bot, session):
+    response = text_bot(PARENT, "JOIN " + "é" * 1595)  # 1,600 characters, in UCS-2
+    assert response.status_code == 200
+    assert count(session, InboundMessage) == 1
+
+
+def test_a_signed_status_callback_is_still_accepted(twilio_post):
+    params = {"MessageSid": "SM" + "b" * 32, "MessageStatus": "delivered", "AccountSid": "AC"}
+    assert twilio_post("/twilio/status", params).status_code == 204

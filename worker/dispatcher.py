@@ -24,7 +24,6 @@ from worker import jobs
 log = logging.getLogger(__name__)
 
 JOB_SIZE = 50  # deliveries per job: enough to amortize a job, small enough to spread
-REQUEUE_AFTER = timedelta(seconds=60)
 
 
 @dataclass
@@ -59,7 +58,8 @@ def tick(*, engine: Engine, queue: Queue, settings: Settings) -> Tick:
         if len(due) < settings.dispatch_batch_size:
             break
     lost = outbox.claim_lost(
-        engine=engine, limit=settings.dispatch_batch_size, requeue_after=REQUEUE_AFTER
+        engine=engine, limit=settings.dispatch_batch_size,
+        requeue_after=timedelta(seconds=settings.requeue_after_seconds),
     )
     _enqueue(queue, lost)
     result.requeued = len(lost)
@@ -67,6 +67,7 @@ def tick(*, engine: Engine, queue: Queue, settings: Settings) -> Tick:
         engine=engine,
         limit=settings.dispatch_batch_size,
         claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
+        dead_after=timedelta(seconds=settings.worker_dead_after_seconds),
     )
     for delivery_id in stale:
         queue.enqueue(jobs.reconcile_delivery, delivery_id, result_ttl=0, failure_ttl=86400)

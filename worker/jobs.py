@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from bot.logs import redacted_failures
 from worker import context
 
 log = logging.getLogger(__name__)
 
 
+@redacted_failures
 def send_deliveries(delivery_ids: list[int]) -> dict[str, int]:
     """Send the claimed deliveries `delivery_ids` (skipping any no longer queued)."""
     ctx = context.current()
@@ -20,11 +22,13 @@ def send_deliveries(delivery_ids: list[int]) -> dict[str, int]:
     return summary
 
 
+@redacted_failures
 def reconcile_delivery(delivery_id: int) -> str:
     """Settle a delivery a worker left in sending: found at the provider, or sent again."""
     return context.current().batch_sender.reconcile(delivery_id)
 
 
+@redacted_failures
 def evaluate_participants(participant_ids: list[int]) -> dict[str, int]:
     """The hub's evaluation of each participant (a micro intervention ended, the periodic
     evaluation, a state answer, a CHECKIN)."""
