@@ -188,12 +188,16 @@ def apply_unmatched(
     from datetime import timedelta
 
     moment = now()
-    held = session.exec(
+    query = (
         select(UnmatchedStatus)
         .where(UnmatchedStatus.received_at <= moment - timedelta(seconds=older_than_seconds))
         .order_by(col(UnmatchedStatus.id))
         .limit(1000)
-    ).all()
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Two dispatchers (or a worker recording its sids) take disjoint callbacks.
+        query = query.with_for_update(skip_locked=True)
+    held = session.exec(query).all()
     applied = 0
     for orphan in held:
         known = session.exec(

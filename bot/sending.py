@@ -507,11 +507,12 @@ def gate(*, session: Session, settings: Settings, delivery_id: int, token: str) 
 
 def _apply_orphans(*, session: Session, sids: list[str]) -> None:
     """Status callbacks that beat us to recording the sids are applied now, in order."""
-    orphans = session.exec(
-        select(UnmatchedStatus).where(col(UnmatchedStatus.message_sid).in_(sids)).order_by(
-            col(UnmatchedStatus.id)
-        )
-    ).all()
+    query = select(UnmatchedStatus).where(col(UnmatchedStatus.message_sid).in_(sids)).order_by(
+        col(UnmatchedStatus.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # the dispatcher has the others
+    orphans = session.exec(query).all()
     for orphan in orphans:
         delivery_status.record_status(
             session=session, message_sid=orphan.message_sid, provider_status=orphan.status,
