@@ -33,11 +33,11 @@ def create_app(test_config: Settings | Mapping[str, Any] | None = None) -> Flask
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
     )
 
-    from bot.db import get_engine
+    from bot.store.db import get_engine
 
     app.extensions["tend.engine"] = get_engine(settings.database_url)
 
-    from bot import health, webhooks
+    from bot.web import health, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from bot.phones import mask
+from bot.participants.phones import mask
 
 # E.164 (+14155550123), bare runs of 10 to 15 digits, and (415) 555-0123 / 415-555-0123 forms;
 # dates and times (2026-06-01 12:00:00) do not match.

@@ -22,8 +22,8 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from bot import create_app
-from bot.db import create_tables, get_engine
 from bot.settings import Settings
+from bot.store.db import create_tables, get_engine
 
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROOT = Path(__file__).resolve().parent.parent
@@ -296,8 +296,8 @@ def wait_for(
     """
     import time
 
-    from bot.db import session_scope
-    from bot.delivery_status import apply_unmatched
+    from bot.delivery.status import apply_unmatched
+    from bot.store.db import session_scope
 
     def holds() -> bool:
         if sweeping is not None:

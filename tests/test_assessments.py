@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from bot.assessments import Parsed, Question, parse, parse_scale, prompt_hint, question_from_spec
+from bot.care.assessments import (
+    Parsed,
+    Question,
+    parse,
+    parse_scale,
+    prompt_hint,
+    question_from_spec,
+)
 
 YES_NO = Question("yes_no")
 RATING = Question("scale", minimum=1, maximum=5)

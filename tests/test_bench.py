@@ -41,7 +41,7 @@ def test_the_quick_benchmark_prints_every_figure_as_its_last_line(
         **os.environ, "BENCH_DATABASE_URL": bench_database_url, "BENCH_REDIS_URL": TEST_REDIS_URL,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "bench", "--quick"],
+        [sys.executable, "-m", "bot.tools.cli", "bench", "--quick"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

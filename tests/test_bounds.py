@@ -15,12 +15,12 @@ import pytest
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-import bot.narrative
-from bot.bounded import MAX_SIZE
-from bot.checking import PERSONAS, renders
-from bot.narrative import MAX_OUTPUT, NarrativeError, _environment, render
-from bot.programs import Program, load_program
-from bot.rules import RuleError, compile_rule
+import bot.care.narrative
+from bot.care.bounded import MAX_SIZE
+from bot.care.narrative import MAX_OUTPUT, NarrativeError, _environment, render
+from bot.care.programs import Program, load_program
+from bot.care.rules import RuleError, compile_rule
+from bot.tools.check import PERSONAS, renders
 from tests.conftest import ROOT
 from tests.test_program_format import rule_context, write_model_program
 
@@ -167,9 +167,9 @@ def test_the_deadline_is_about_a_second_by_default(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     body = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
     program = program_with(tmp_path, bad_txt=PREAMBLE + body)
-    assert bot.narrative.RENDER_SECONDS == 1.0
+    assert bot.care.narrative.RENDER_SECONDS == 1.0
     assert "too long to render (over 1 s)" in failure(program)
-    monkeypatch.setattr(bot.narrative, "RENDER_SECONDS", 0.1)
+    monkeypatch.setattr(bot.care.narrative, "RENDER_SECONDS", 0.1)
     assert "too long to render (over 0.1 s)" in failure(program)
 
 

@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlmodel import Session
 
-from bot.checking import NO_EVENT, PERSONAS, Synthetic, check_programs, renders, rule_checks
-from bot.cli import main
-from bot.engine import rule_context
-from bot.models import Answer, Delivery, DeliveryStatus, InterventionRun, Participant
-from bot.programs import Program, load_program
-from bot.rules import NAMES
-from bot.sending import message_context
+from bot.care.engine import rule_context
+from bot.care.programs import Program, load_program
+from bot.care.rules import NAMES
+from bot.delivery.sending import message_context
 from bot.settings import Settings
+from bot.store.models import Answer, Delivery, DeliveryStatus, InterventionRun, Participant
+from bot.tools.check import NO_EVENT, PERSONAS, Synthetic, check_programs, renders, rule_checks
+from bot.tools.cli import main
 from tests.conftest import ROOT
 from tests.test_program_format import MODEL_PROGRAM, line_of, write_model_program
 

@@ -17,9 +17,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from bot.cli import main
-from bot.db import get_engine
-from bot.models import Alert, Delivery, DeliveryStatus, Participant
+from bot.store.db import get_engine
+from bot.store.models import Alert, Delivery, DeliveryStatus, Participant
+from bot.tools.cli import main
 from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL
 
 # A parent the coordinator enrolls by hand after a clinic visit.
@@ -407,12 +407,12 @@ PRODUCTION = {
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What `bot sandbox` and `bot run` started (recorded, not run)."""
-    import bot.local
     import bot.sandbox
+    import bot.tools.local
 
     calls: list[str] = []
     monkeypatch.setattr(bot.sandbox, "serve_sandbox", lambda *a, **k: calls.append("sandbox"))
-    monkeypatch.setattr(bot.local, "run_all", lambda *a, **k: calls.append("run"))
+    monkeypatch.setattr(bot.tools.local, "run_all", lambda *a, **k: calls.append("run"))
     return calls
 
 

@@ -74,7 +74,7 @@ def test_the_quickstart_virtualenv_holds_the_quick_start_install_only():
 HELP_ALL = """
 import json, sys
 from click.testing import CliRunner
-from bot.cli import main
+from bot.tools.cli import main
 runner = CliRunner()
 runs = {n: runner.invoke(main, [*n.split(), "--help"], prog_name="bot") for n in sys.argv[1:]}
 print(json.dumps({name: [run.exit_code, run.output] for name, run in runs.items()}))

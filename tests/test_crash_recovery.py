@@ -17,10 +17,10 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.db import session_scope
-from bot.models import Delivery, DeliveryStatus
-from bot.participants import enroll
-from bot.programs import load_programs
+from bot.care.programs import load_programs
+from bot.participants.enrollment import enroll
+from bot.store.db import session_scope
+from bot.store.models import Delivery, DeliveryStatus
 from tests.conftest import wait_for
 
 PHONES = [f"+1415555{2000 + i:04d}" for i in range(24)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.crisis import (
+from bot.conversation.crisis import (
     CrisisMatch,
     CrisisPattern,
     CrisisPhraseError,

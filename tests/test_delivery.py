@@ -8,12 +8,12 @@ from datetime import timedelta
 from rq import SimpleWorker
 from sqlmodel import Session, select
 
+from bot.care.programs import load_programs
 from bot.clock import now
-from bot.db import session_scope
-from bot.models import Delivery, DeliveryStatus, Participant
-from bot.participants import enroll
-from bot.programs import load_programs
-from bot.queues import delivery_queue
+from bot.delivery.queues import delivery_queue
+from bot.participants.enrollment import enroll
+from bot.store.db import session_scope
+from bot.store.models import Delivery, DeliveryStatus, Participant
 from tests.conftest import wait_for
 from worker import dispatcher
 
@@ -32,7 +32,7 @@ def run_worker(stack, redis_conn) -> None:
 
 
 def stack_engine(stack):
-    from bot.db import get_engine
+    from bot.store.db import get_engine
 
     return get_engine(stack.settings.database_url)
 

@@ -9,12 +9,12 @@ from rq import SimpleWorker
 from sqlmodel import Session, select
 
 from bot import create_app
-from bot.db import get_engine
-from bot.migrate import upgrade
-from bot.models import Delivery, DeliveryStatus, Participant
-from bot.queues import connect_redis, delivery_queue
+from bot.delivery.queues import connect_redis, delivery_queue
 from bot.sandbox import create_sandbox_app, sandbox_of
 from bot.settings import Settings
+from bot.store.db import get_engine
+from bot.store.migrate import upgrade
+from bot.store.models import Delivery, DeliveryStatus, Participant
 from tests.conftest import ROOT, LiveServer, _placeholder
 from worker import context, dispatcher
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.encoding import GSM7_BASIC, GSM7_EXTENDED, LOOKALIKES, encode, normalize
+from bot.delivery.encoding import GSM7_BASIC, GSM7_EXTENDED, LOOKALIKES, encode, normalize
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,14 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.care.programs import load_programs
 from bot.clock import now
-from bot.db import session_scope
-from bot.delivery_status import apply_unmatched
-from bot.models import (
+from bot.delivery.queues import delivery_queue
+from bot.delivery.status import apply_unmatched
+from bot.participants.enrollment import enroll
+from bot.settings import Settings
+from bot.store.db import session_scope
+from bot.store.models import (
     Answer,
     DecisionPoint,
     Delivery,
@@ -31,10 +35,6 @@ from bot.models import (
     InterventionRun,
     Participant,
 )
-from bot.participants import enroll
-from bot.programs import load_programs
-from bot.queues import delivery_queue
-from bot.settings import Settings
 from worker import context, dispatcher
 
 PHONE = "+14155550181"
@@ -281,7 +281,7 @@ def test_a_question_left_past_its_timeout_is_recorded_missing(journey: Journey):
     first = journey.session.exec(select(Delivery).where(
         Delivery.event_key == "gratitude/exercise#1", Delivery.kind == "event")).one()
     # Missing answers are written when the hub or a rule next looks: make the hub look.
-    from bot import hub
+    from bot.care import hub
 
     with session_scope(journey.engine) as s:
         person = s.get(Participant, journey.participant_id)
@@ -368,7 +368,7 @@ def test_randomized_decisions_are_logged_and_reproducible_from_the_seed(journey:
         run.ended_at, run.outcome, run.end_reason = now(), "achieved", "test"
         s.add(run)
         person = s.get(Participant, journey.participant_id)
-        from bot import hub
+        from bot.care import hub
 
         hub.request(person, "ended")
         s.add(person)
@@ -424,7 +424,7 @@ def test_an_edit_mid_study_keeps_history_and_cancels_events_it_removed(journey: 
 def test_enrollment_takes_the_participants_own_attributes_and_refuses_unknown_ones(
     stack, engine
 ):
-    from bot.participants import EnrollmentError
+    from bot.participants.enrollment import EnrollmentError
 
     program = load_programs(stack.settings.narratives_dir)["tiny"]
     with session_scope(engine) as s:
@@ -440,7 +440,7 @@ def test_enrollment_takes_the_participants_own_attributes_and_refuses_unknown_on
 
 
 def test_an_attribute_anchored_event_follows_the_participants_wake_time(stack, engine, session):
-    from bot import engine as mi
+    from bot.care import engine as mi
 
     program = load_programs(stack.settings.narratives_dir)["tiny"]
     praise = program.intervention("praise")

@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.cli import main
-from bot.models import DecisionPoint, Delivery, InterventionRun, Participant
+from bot.store.models import DecisionPoint, Delivery, InterventionRun, Participant
+from bot.tools.cli import main
 from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL
 
 PARENT = "+14155550123"

@@ -23,14 +23,14 @@ from rq import SimpleWorker
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.care.programs import load_programs
 from bot.clock import now
-from bot.db import session_scope
-from bot.models import FINAL_STATUSES, Delivery, DeliveryStatus, Participant
-from bot.participants import enroll
-from bot.programs import load_programs
-from bot.queues import delivery_queue
+from bot.delivery.provider import SmsSender
+from bot.delivery.queues import delivery_queue
+from bot.participants.enrollment import enroll
 from bot.settings import Settings
-from bot.sms import SmsSender
+from bot.store.db import session_scope
+from bot.store.models import FINAL_STATUSES, Delivery, DeliveryStatus, Participant
 from tests.conftest import wait_for
 from worker import context, dispatcher, jobs
 
@@ -179,7 +179,7 @@ def worker_process(stack, tmp_path: Path, **extra: str) -> subprocess.Popen:
     }
     with (tmp_path / "worker.log").open("wb") as log:  # a file: a full pipe would block it
         return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker"], env=env, cwd=ROOT,
+            [sys.executable, "-m", "bot.tools.cli", "worker"], env=env, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT,
         )
 

@@ -11,9 +11,9 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import hub
+from bot.care import hub
 from bot.clock import now
-from bot.models import Participant
+from bot.store.models import Participant
 
 PHONES = itertools.count(1)
 

@@ -8,7 +8,7 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import Session, col, select
 
-from bot.models import Alert, Answer, Delivery, DeliveryStatus, InboundMessage, Participant
+from bot.store.models import Alert, Answer, Delivery, DeliveryStatus, InboundMessage, Participant
 
 # A participant who joined by keyword and has a week of messages ahead.
 MAYA = "+14155550123"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.intents import (
+from bot.conversation.intents import (
     OPT_OUT_KEYWORDS,
     Intent,
     classify,

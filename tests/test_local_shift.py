@@ -11,13 +11,13 @@ from freezegun import freeze_time
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot import engine as mi
+from bot.care import engine as mi
+from bot.care.programs import Program, load_programs
+from bot.care.timing import shift_local_days
 from bot.clock import now
-from bot.db import session_scope
-from bot.models import Delivery, Participant
-from bot.participants import enroll
-from bot.programs import Program, load_programs
-from bot.timing import shift_local_days
+from bot.participants.enrollment import enroll
+from bot.store.db import session_scope
+from bot.store.models import Delivery, Participant
 from tests.test_engine import PHONE, PROGRAM, write_program
 
 NEW_YORK = ZoneInfo("America/New_York")

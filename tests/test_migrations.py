@@ -14,9 +14,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from bot.db import get_engine
-from bot.migrate import alembic_config, upgrade
 from bot.settings import Settings
+from bot.store.db import get_engine
+from bot.store.migrate import alembic_config, upgrade
 from tests.conftest import TEST_DATABASE_URL
 
 TABLES = {t.name for t in SQLModel.metadata.sorted_tables}

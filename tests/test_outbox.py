@@ -13,10 +13,10 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import outbox
 from bot.clock import now
-from bot.models import Delivery, DeliveryStatus, Participant
-from bot.queues import delivery_queue
+from bot.delivery import outbox
+from bot.delivery.queues import delivery_queue
+from bot.store.models import Delivery, DeliveryStatus, Participant
 from worker import dispatcher
 
 # A participant whose program is big enough that the outbox holds thousands of their rows.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.phones import PhoneNumberError, mask, normalize
+from bot.participants.phones import PhoneNumberError, mask, normalize
 
 
 @pytest.mark.parametrize(

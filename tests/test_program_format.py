@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.engine import occurrence_moments, time_of_day
-from bot.models import Participant
-from bot.programs import EventSpec, Program, ProgramError, load_program
-from bot.rules import NAMES, RuleError, compile_rule, counting
+from bot.care.engine import occurrence_moments, time_of_day
+from bot.care.programs import EventSpec, Program, ProgramError, load_program
+from bot.care.rules import NAMES, RuleError, compile_rule, counting
+from bot.store.models import Participant
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.programs import GOAL_TYPES, ProgramError, load_program, load_programs
+from bot.care.programs import GOAL_TYPES, ProgramError, load_program, load_programs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,14 +16,15 @@ from rq import SimpleWorker
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import outbox, participants
+from bot.care.programs import load_programs
 from bot.clock import now
-from bot.models import Delivery, DeliveryStatus, Participant
-from bot.programs import load_programs
-from bot.queues import delivery_queue
-from bot.sending import BatchSender
+from bot.delivery import outbox
+from bot.delivery.provider import SmsSender
+from bot.delivery.queues import delivery_queue
+from bot.delivery.sending import BatchSender
+from bot.participants import enrollment as participants
 from bot.settings import Settings
-from bot.sms import SmsSender
+from bot.store.models import Delivery, DeliveryStatus, Participant
 from worker import context, dispatcher
 
 # Eli, who texts from wherever the parametrization puts him.

@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from bot.ratelimit import RateLimiter
+from bot.delivery.ratelimit import RateLimiter
 from tests.conftest import TEST_REDIS_URL
 
 

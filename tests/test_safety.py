@@ -14,12 +14,17 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import Session, col, select
 
+from bot.care.hub import evaluate_participant
+from bot.care.programs import Catalog, live_programs, load_programs
 from bot.clock import now
-from bot.db import session_scope
-from bot.hub import evaluate_participant
-from bot.inbound import handle_inbound
+from bot.conversation.inbound import handle_inbound
+from bot.delivery.outbox import claim_due, claim_stale
+from bot.delivery.provider import SmsSender
+from bot.delivery.sending import BatchSender
 from bot.logs import redacted_failures
-from bot.models import (
+from bot.participants.enrollment import enroll
+from bot.store.db import session_scope
+from bot.store.models import (
     Alert,
     AlertMessage,
     Answer,
@@ -30,11 +35,6 @@ from bot.models import (
     Participant,
     WorkerHeartbeat,
 )
-from bot.outbox import claim_due, claim_stale
-from bot.participants import enroll
-from bot.programs import Catalog, live_programs, load_programs
-from bot.sending import BatchSender
-from bot.sms import SmsSender
 from tests.conftest import inbound_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ def test_any_loading_error_is_reported_with_the_file_never_raised(tmp_path, brok
 def test_bot_check_names_a_file_that_is_not_utf8_instead_of_a_traceback(tmp_path):
     from click.testing import CliRunner
 
-    from bot.cli import main
+    from bot.tools.cli import main
 
     narratives = copy_narratives(tmp_path)
     break_encoding(narratives / "daily-checkin")
@@ -356,7 +356,7 @@ def test_two_concurrent_replies_never_both_answer_one_question(engine, settings,
 
 
 def test_a_timeout_never_overwrites_a_reply_that_came_first(engine, settings, session):
-    from bot.engine import record_missing
+    from bot.care.engine import record_missing
 
     question = ask(engine, settings)
     with session_scope(engine) as s:
@@ -521,7 +521,7 @@ def test_a_failed_statement_logged_with_its_traceback_shows_no_number(engine, ca
 
 @redacted_failures
 def enroll_twice_job(database_url: str) -> None:
-    from bot.db import get_engine
+    from bot.store.db import get_engine
 
     duplicate_number(get_engine(database_url))
 
@@ -564,7 +564,7 @@ def test_an_empty_catalog_still_answers_help_and_stop(engine, settings, session)
 def test_state_questions_and_the_finished_message_count_against_the_daily_cap(
     engine, settings, session
 ):
-    from bot.sending import _DayCounts
+    from bot.delivery.sending import _DayCounts
 
     program = load_programs(settings.narratives_dir)["daily-checkin"]
     with freeze_time("2026-06-01 12:00:00"):
@@ -586,7 +586,7 @@ def test_state_questions_and_the_finished_message_count_against_the_daily_cap(
 def test_two_workers_never_both_pass_the_cap_for_one_participant(
     stack, engine, session, monkeypatch
 ):
-    import bot.sending as sending
+    import bot.delivery.sending as sending
 
     settings = stack.settings.with_overrides(daily_message_cap=1)
     program = load_programs(settings.narratives_dir)["daily-checkin"]
@@ -629,7 +629,7 @@ def test_two_workers_never_both_pass_the_cap_for_one_participant(
 def test_a_template_renders_outside_the_claim_transaction(stack, engine, session, monkeypatch):
     from sqlalchemy import text
 
-    import bot.sending as sending
+    import bot.delivery.sending as sending
 
     with session_scope(engine) as s:
         enroll(session=s, phone=SAM, program=load_programs(stack.settings.narratives_dir)[

@@ -17,9 +17,11 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.cli import main
+from bot.care.programs import programs_in
+from bot.care.timing import in_quiet_hours
 from bot.clock import as_utc
-from bot.models import (
+from bot.settings import Settings
+from bot.store.models import (
     Answer,
     DecisionPoint,
     Delivery,
@@ -28,11 +30,9 @@ from bot.models import (
     InterventionRun,
     Participant,
 )
-from bot.personas import PERSONAS, Received, make_persona
-from bot.programs import programs_in
-from bot.settings import Settings
-from bot.simulate import Outcome, Plan, Summary, simulate, summarize, transcript
-from bot.timing import in_quiet_hours
+from bot.tools.cli import main
+from bot.tools.personas import PERSONAS, Received, make_persona
+from bot.tools.simulate import Outcome, Plan, Summary, simulate, summarize, transcript
 
 STAMP = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\d{4}-\d\d-\d\d \d\d:\d\d)  (bot >|you <) ")
 

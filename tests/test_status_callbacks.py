@@ -12,10 +12,10 @@ from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
 from bot.clock import now
-from bot.db import session_scope
-from bot.models import Delivery, DeliveryEvent, DeliveryStatus, Participant, UnmatchedStatus
-from bot.queues import delivery_queue
-from bot.sending import record_sent
+from bot.delivery.queues import delivery_queue
+from bot.delivery.sending import record_sent
+from bot.store.db import session_scope
+from bot.store.models import Delivery, DeliveryEvent, DeliveryStatus, Participant, UnmatchedStatus
 from tests.conftest import sign
 from worker import dispatcher
 

@@ -10,10 +10,8 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import Session, col, select
 
-from bot.models import Delivery, Participant
-from bot.participants import enroll
-from bot.programs import load_program
-from bot.timing import (
+from bot.care.programs import load_program
+from bot.care.timing import (
     TimezoneError,
     in_quiet_hours,
     local_day_bounds,
@@ -21,6 +19,8 @@ from bot.timing import (
     next_allowed,
     zone,
 )
+from bot.participants.enrollment import enroll
+from bot.store.models import Delivery, Participant
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_YORK = ZoneInfo("America/New_York")

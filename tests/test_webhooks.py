@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlmodel import Session, func, select
 
-from bot.models import Delivery, InboundMessage, Participant
+from bot.store.models import Delivery, InboundMessage, Participant
 from tests.conftest import inbound_params, sign
 
 # A parent who hears about the program from a flyer and texts the keyword.

@@ -8,13 +8,13 @@ from functools import cached_property
 import redis
 from sqlalchemy.engine import Engine
 
-from bot.db import get_engine
-from bot.programs import Program, live_programs
-from bot.queues import connect_redis
-from bot.ratelimit import RateLimiter
-from bot.sending import BatchSender
+from bot.care.programs import Program, live_programs
+from bot.delivery.provider import SmsSender
+from bot.delivery.queues import connect_redis
+from bot.delivery.ratelimit import RateLimiter
+from bot.delivery.sending import BatchSender
 from bot.settings import Settings
-from bot.sms import SmsSender
+from bot.store.db import get_engine
 
 
 @dataclass

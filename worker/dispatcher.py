@@ -15,10 +15,11 @@ from datetime import timedelta
 from rq import Queue
 from sqlalchemy.engine import Engine
 
-from bot import hub, outbox
-from bot.db import session_scope
-from bot.delivery_status import apply_unmatched
+from bot.care import hub
+from bot.delivery import outbox
+from bot.delivery.status import apply_unmatched
 from bot.settings import Settings
+from bot.store.db import session_scope
 from worker import jobs
 
 log = logging.getLogger(__name__)

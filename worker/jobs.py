@@ -32,7 +32,7 @@ def reconcile_delivery(delivery_id: int) -> str:
 def evaluate_participants(participant_ids: list[int]) -> dict[str, int]:
     """The hub's evaluation of each participant (a micro intervention ended, the periodic
     evaluation, a state answer, a CHECKIN)."""
-    from bot import hub
+    from bot.care import hub
 
     ctx = context.current()
     programs = ctx.programs()

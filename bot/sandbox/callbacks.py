@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bot.clock import now
-from bot.phones import mask
+from bot.participants.phones import mask
 from bot.sandbox.store import Message, MessageStore
 from bot.sandbox.webhooks import WebhookError, post_signed
 from bot.sandbox.wire import API_VERSION

@@ -12,7 +12,7 @@ import phonenumbers
 from phonenumbers import geocoder
 
 from bot.clock import now
-from bot.phones import mask
+from bot.participants.phones import mask
 from bot.sandbox.callbacks import Step
 from bot.sandbox.state import Sandbox
 from bot.sandbox.store import INBOUND, OUTBOUND_REPLY, Message

@@ -1,0 +1,1 @@
+"""The micro-intervention care model: programs, rules, timing, decisions, hub, narrative."""

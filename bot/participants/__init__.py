@@ -1,0 +1,1 @@
+"""Participants: enrollment, consent (opt-out, opt-in, pause, resume), phone numbers."""

@@ -1,0 +1,1 @@
+"""Human support: alerts for the people running a study."""

@@ -1,0 +1,74 @@
+"""One engine per database URL, and sessions from it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine
+
+from bot.store import models  # noqa: F401  (registers the tables)
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    """The engine for `url`; SQLite gets WAL and a busy timeout so web and worker can share it."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    # hide_parameters: a failed statement's message (logged, or kept with a failed job) never
+    # carries the phone numbers and texts bound into it.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+    )
+
+
+def insert_or_ignore(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING` for `table` in the session's dialect.
+
+    One statement instead of a savepoint and a flush that may fail: a row that would break a
+    unique constraint is skipped, and the statement's rowcount (or RETURNING) says what went in.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    # Settings refuse any other database, so this is a programming error, not a user's.
+    raise ValueError(f"Tend runs on PostgreSQL or SQLite, not {dialect}")
+
+
+def create_tables(engine: Engine) -> None:
+    """Create any missing table (local use and tests; deployments run Alembic migrations)."""
+    SQLModel.metadata.create_all(engine)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
