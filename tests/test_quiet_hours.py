@@ -22,7 +22,7 @@ from bot.delivery import outbox
 from bot.delivery.provider import SmsSender
 from bot.delivery.queues import delivery_queue
 from bot.delivery.sending import BatchSender
-from bot.participants import enrollment as participants
+from bot.participants import consent
 from bot.settings import Settings
 from bot.store.models import Delivery, DeliveryStatus, Participant
 from worker import context, dispatcher
@@ -210,11 +210,11 @@ def test_the_daily_cap_holds_within_one_batch(stack, engine, session, redis_conn
 
 
 def opt_out(session: Session, eli: Participant) -> None:
-    participants.opt_out(session=session, participant=eli, reason="STOP")
+    consent.opt_out(session=session, participant=eli, reason="STOP")
 
 
 def pause(session: Session, eli: Participant) -> None:
-    participants.pause(session=session, participant=eli, reason="crisis language")
+    consent.pause(session=session, participant=eli, reason="crisis language")
 
 
 def opted_out_flag_only(session: Session, eli: Participant) -> None:

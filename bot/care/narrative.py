@@ -18,13 +18,12 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, T
 
 from bot.care.bounded import BoundedEnvironment, Budget, LimitError, TimeLimitError, plain_reason
 from bot.care.programs import Program
-from bot.delivery.encoding import MAX_CHARACTERS
 
 if TYPE_CHECKING:
     from bot.store.models import Participant
 
 RENDER_SECONDS = 1.0  # a template that takes longer to render fails
-MAX_OUTPUT = 10_000  # characters a template may write (well above one text, MAX_CHARACTERS)
+MAX_OUTPUT = 10_000  # characters a template may write (well above the 1,600 of one text)
 
 
 class NarrativeError(ValueError):
@@ -89,7 +88,7 @@ def render(program: Program, template: str, context: dict[str, Any], *,
                 if size > MAX_OUTPUT:
                     raise LimitError(
                         f"writes more than {MAX_OUTPUT:,} characters (a text message carries "
-                        f"at most {MAX_CHARACTERS:,}); check its loops"
+                        f"at most 1,600); check its loops"
                     )
                 if monotonic() > deadline:
                     raise TimeLimitError(limit)

@@ -13,13 +13,14 @@ from sqlmodel import Session, col, select
 
 from bot.care import engine, hub
 from bot.care.assessments import parse, prompt_hint, question_from_spec
+from bot.care.context import message_context
 from bot.care.narrative import NarrativeError, render
 from bot.care.programs import Program
 from bot.clock import as_utc, now
 from bot.conversation import crisis
 from bot.conversation.intents import Intent, classify, keyword_of
 from bot.delivery.encoding import encode
-from bot.delivery.sending import message_context
+from bot.participants import consent
 from bot.participants import enrollment as participants
 from bot.participants.phones import PhoneNumberError, mask, normalize
 from bot.settings import Settings
@@ -228,7 +229,7 @@ def _respond(
         )
         log.warning("crisis language from %s (%s)", mask(message.from_phone), danger.category)
         if participant is not None:
-            participants.pause(session=session, participant=participant, reason="crisis language")
+            consent.pause(session=session, participant=participant, reason="crisis language")
         reply("safety", safety_reply(settings), versioned=False)
         if intent is not Intent.OPT_OUT:
             return result
@@ -236,7 +237,7 @@ def _respond(
     if intent is Intent.OPT_OUT:
         if participant is None:
             return result
-        if participants.opt_out(session=session, participant=participant, reason=body.strip()[:60]):
+        if consent.opt_out(session=session, participant=participant, reason=body.strip()[:60]):
             program = program_of()
             title = program.title if program else "these messages"
             reply(
@@ -257,7 +258,7 @@ def _respond(
 
     if participant is not None and participant.opted_out_at is not None:
         if intent is Intent.OPT_IN:
-            participants.opt_in(session=session, participant=participant, program=program_of(),
+            consent.opt_in(session=session, participant=participant, program=program_of(),
                                 via=body.strip()[:60])
             program = program_of()
             title = program.title if program else "Tend"
@@ -375,7 +376,7 @@ def _after_crisis(
     session.add(AlertMessage(alert_id=alert.id or 0, inbound_message_id=message.id or 0))
     result.intent = "crisis-followup"
     if participant is not None and intent is Intent.OPT_IN and participant.opted_out_at:
-        participants.opt_in(session=session, participant=participant, program=programs.get(
+        consent.opt_in(session=session, participant=participant, program=programs.get(
             participant.program), via=message.body.strip()[:60])
         reply("confirmation", f"You're subscribed again. {PAUSED_LINE} "
                               f"{settings.crisis_resources}")

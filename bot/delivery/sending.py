@@ -10,11 +10,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import and_, case, or_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +21,8 @@ from sqlmodel import Session, col, select, update
 
 from bot.care import engine as mi
 from bot.care import hub
-from bot.care.narrative import NarrativeError, base_context, render
+from bot.care.context import answers_of, message_context
+from bot.care.narrative import NarrativeError, render
 from bot.care.programs import UNAVAILABLE_RETRY, Program, unavailable_alert, unavailable_reason
 from bot.care.timing import local_day_bounds, local_moment, next_allowed, zone
 from bot.clock import now
@@ -36,7 +35,6 @@ from bot.people import alerts
 from bot.settings import Settings
 from bot.store.db import session_scope
 from bot.store.models import (
-    Answer,
     Delivery,
     DeliveryStatus,
     Participant,
@@ -164,61 +162,6 @@ def _allowed_at(
         tomorrow = candidate.astimezone(tz).date() + timedelta(days=1)
         candidate = next_allowed(local_moment(tomorrow, end, tz), tz, start, end)
     return candidate
-
-
-def _answers_of(session: Session, participant_ids: set[int]) -> dict[int, list[Answer]]:
-    """Each participant's answers, oldest first, in one query."""
-    found: dict[int, list[Answer]] = {pid: [] for pid in participant_ids}
-    if participant_ids:
-        for answer in session.exec(
-            select(Answer)
-            .where(col(Answer.participant_id).in_(participant_ids))
-            .order_by(col(Answer.answered_at), col(Answer.id))
-        ):
-            found[answer.participant_id].append(answer)
-    return found
-
-
-def message_context(
-    *,
-    session: Session,
-    participant: Participant,
-    program: Program,
-    delivery: Delivery,
-    answers: Sequence[Answer] | None = None,
-) -> dict[str, Any]:
-    """What a template may use: see narratives/README.md, "Templates".
-
-    `answers`: the participant's answers oldest first, when the caller read them already.
-    """
-    context = base_context(participant, program)
-    if answers is None:
-        assert participant.id is not None
-        answers = _answers_of(session, {participant.id})[participant.id]
-    _, _, occurrence = (delivery.event_key or "").partition("#")
-    intervention, event = program.find_event(delivery.event_key or "")
-    sent = (delivery.context or {}).get("sent_event")
-    if sent:
-        event = (
-            intervention.event(sent) if intervention is not None
-            else next((e for e in program.events if e.key == sent), None)
-        ) or event
-    context["event"] = {
-        "key": event.key if event else "",
-        "occurrence": int(occurrence) if occurrence.isdigit() else 0,
-        "times": int((delivery.context or {}).get("times") or (event.times if event else 0)),
-        "goal": event.goal if event else "",
-    }
-    context["history"] = {
-        "answers": [
-            {"value": a.value, "raw": a.raw, "at": a.answered_at} for a in answers if not a.missing
-        ],
-        "answered": sum(1 for a in answers if not a.missing),
-        "interventions": mi.history_of(session, participant.id or 0, program),
-    }
-    if delivery.kind == "narrative":
-        context.update(mi.narrative_context(session, program, delivery))
-    return context
 
 
 def _prepare(
@@ -370,7 +313,7 @@ def render_claimed(
             .join(Participant, col(Participant.id) == col(Delivery.participant_id))
             .where(col(Delivery.id).in_(ids))
         ).all()
-        answers = _answers_of(session, {p.id for _, p in rows if p.id is not None})
+        answers = answers_of(session, {p.id for _, p in rows if p.id is not None})
         for delivery, participant in rows:
             program = programs.get(participant.program)
             try:

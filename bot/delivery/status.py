@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select, update
 
 from bot.clock import now
 from bot.delivery.outbox import backoff
-from bot.participants import enrollment as participants
+from bot.participants import consent
 from bot.settings import Settings
 from bot.store.db import insert_or_ignore
 from bot.store.models import (
@@ -20,6 +20,7 @@ from bot.store.models import (
     Participant,
     UnmatchedStatus,
 )
+from bot.store.queries import cancel_pending
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,14 @@ def flag_participant(*, session: Session, participant_id: int, error_code: int) 
     if participant is None:
         return
     if error_code in OPTED_OUT_CODES:
-        participants.opt_out(
+        consent.opt_out(
             session=session, participant=participant, reason="carrier opt-out 21610"
         )
     elif error_code in UNREACHABLE_CODES and participant.undeliverable_at is None:
         participant.undeliverable_at = now()
         participant.undeliverable_reason = f"provider error {error_code}"
         session.add(participant)
-        participants.cancel_pending(
+        cancel_pending(
             session=session, participant=participant, reason=f"unreachable ({error_code})"
         )
         log.warning("participant %s flagged unreachable (error %s)", participant.id, error_code)

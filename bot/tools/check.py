@@ -1,7 +1,7 @@
 """`bot check`: load every program, render every template and evaluate every rule against
 synthetic participants, with the context production gives them at send time.
 
-The contexts mirror `sending.message_context` (templates) and `engine.rule_context`
+The contexts mirror `context.message_context` (templates) and `engine.rule_context`
 (rules); tests/test_check.py compares their shape with the real ones on a database.
 """
 
@@ -162,7 +162,7 @@ class Synthetic:
 
     def history(self, current: Intervention | None = None, fresh: bool = False
                 ) -> dict[str, Any]:
-        """Mirrors the `history` of `sending.message_context`."""
+        """Mirrors the `history` of `context.message_context`."""
         moment = self.moment(time(12))
         count = len(self.persona.answers)
         runs = self.past(current) + ([self.running(current, fresh)] if current else [])
@@ -178,7 +178,7 @@ class Synthetic:
 
     def message(self, event: dict[str, Any], current: Intervention | None = None,
                 fresh: bool = False) -> dict[str, Any]:
-        """A delivery's template context (`sending.message_context`)."""
+        """A delivery's template context (`context.message_context`)."""
         return {**self.base, "event": event, "history": self.history(current, fresh)}
 
     def narrative(self, intervention: Intervention, reason: str) -> dict[str, Any]:

@@ -209,7 +209,8 @@ def resume_command(phone: str) -> None:
     from sqlmodel import update
 
     from bot.clock import now
-    from bot.participants.enrollment import find_by_phone, resume
+    from bot.participants.consent import resume
+    from bot.participants.enrollment import find_by_phone
     from bot.participants.phones import normalize
 
     settings = _settings()

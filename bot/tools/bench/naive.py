@@ -17,11 +17,11 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 from twilio.rest import Client
 
+from bot.care.context import message_context
 from bot.care.narrative import render
 from bot.care.programs import programs_in
 from bot.clock import now
 from bot.delivery.queues import connect_redis
-from bot.delivery.sending import message_context
 from bot.settings import Settings
 from bot.store.db import get_engine
 from bot.store.models import Delivery, DeliveryStatus, Participant

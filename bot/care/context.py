@@ -1,0 +1,68 @@
+"""What a template may use (narratives/README.md, "Templates"), for a delivery of a participant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.care import engine as mi
+from bot.care.narrative import base_context
+from bot.care.programs import Program
+from bot.store.models import Answer, Delivery, Participant
+
+
+def answers_of(session: Session, participant_ids: set[int]) -> dict[int, list[Answer]]:
+    """Each participant's answers, oldest first, in one query."""
+    found: dict[int, list[Answer]] = {pid: [] for pid in participant_ids}
+    if participant_ids:
+        for answer in session.exec(
+            select(Answer)
+            .where(col(Answer.participant_id).in_(participant_ids))
+            .order_by(col(Answer.answered_at), col(Answer.id))
+        ):
+            found[answer.participant_id].append(answer)
+    return found
+
+
+def message_context(
+    *,
+    session: Session,
+    participant: Participant,
+    program: Program,
+    delivery: Delivery,
+    answers: Sequence[Answer] | None = None,
+) -> dict[str, Any]:
+    """What a template may use: see narratives/README.md, "Templates".
+
+    `answers`: the participant's answers oldest first, when the caller read them already.
+    """
+    context = base_context(participant, program)
+    if answers is None:
+        assert participant.id is not None
+        answers = answers_of(session, {participant.id})[participant.id]
+    _, _, occurrence = (delivery.event_key or "").partition("#")
+    intervention, event = program.find_event(delivery.event_key or "")
+    sent = (delivery.context or {}).get("sent_event")
+    if sent:
+        event = (
+            intervention.event(sent) if intervention is not None
+            else next((e for e in program.events if e.key == sent), None)
+        ) or event
+    context["event"] = {
+        "key": event.key if event else "",
+        "occurrence": int(occurrence) if occurrence.isdigit() else 0,
+        "times": int((delivery.context or {}).get("times") or (event.times if event else 0)),
+        "goal": event.goal if event else "",
+    }
+    context["history"] = {
+        "answers": [
+            {"value": a.value, "raw": a.raw, "at": a.answered_at} for a in answers if not a.missing
+        ],
+        "answered": sum(1 for a in answers if not a.missing),
+        "interventions": mi.history_of(session, participant.id or 0, program),
+    }
+    if delivery.kind == "narrative":
+        context.update(mi.narrative_context(session, program, delivery))
+    return context
