@@ -2,7 +2,7 @@
 synthetic participants, with the context production gives them at send time.
 
 The contexts mirror `context.message_context` (templates) and `engine.rule_context`
-(rules); tests/test_check.py compares their shape with the real ones on a database.
+(rules); tests/tools/test_check.py compares their shape with the real ones on a database.
 """
 
 from __future__ import annotations

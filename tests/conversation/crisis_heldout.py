@@ -3,9 +3,9 @@
 Written before the phrase list was extended and frozen since. Do not add a phrase because a
 message here is missed, and do not edit a message here to make it pass: that would turn this
 into a second development set and the figures it gives would stop meaning anything. When the
-phrase list changes, measure again (`.venv/bin/python -m tests.test_crisis`) and report what it
-says, misses included. To grow the held-out set, write new messages before looking at what the
-current list catches.
+phrase list changes, measure again (`.venv/bin/python -m tests.conversation.test_crisis`) and
+report what it says, misses included. To grow the held-out set, write new messages before
+looking at what the current list catches.
 
 Categories follow the phrase file: overdoses that already happened are [self-harm] (as "took
 all my pills" is), plans, means and goodbyes are [suicide], harm from other people is [danger].

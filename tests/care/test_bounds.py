@@ -21,8 +21,8 @@ from bot.care.narrative import MAX_OUTPUT, NarrativeError, _environment, render
 from bot.care.programs import Program, load_program
 from bot.care.rules import RuleError, compile_rule
 from bot.tools.check import PERSONAS, renders
+from tests.care.test_program_format import rule_context, write_model_program
 from tests.conftest import ROOT
-from tests.test_program_format import rule_context, write_model_program
 
 PREAMBLE = "Hello.\n\n"  # the template under test starts on line 3
 WHERE = "calm-kids/bad.txt"

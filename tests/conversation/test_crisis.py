@@ -1,7 +1,8 @@
 """Crisis language detection and the maintained phrase file.
 
-`.venv/bin/python -m tests.test_crisis` prints recall and false alarms on the development sets
-below and on the held-out set in tests/crisis_heldout.py, with every miss and false alarm.
+`.venv/bin/python -m tests.conversation.test_crisis` prints recall and false alarms on the
+development sets below and on the held-out set in tests/conversation/crisis_heldout.py, with
+every miss and false alarm.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bot.conversation.crisis import (
     load_phrases,
     prepare,
 )
-from tests.crisis_heldout import HELDOUT_CRISIS, HELDOUT_EVERYDAY
+from tests.conversation.crisis_heldout import HELDOUT_CRISIS, HELDOUT_EVERYDAY
 
 # Development sets: the phrase list is tuned against these (and must get them all right).
 # Messages that must alert, with the category the coordinator sees. Every pattern in

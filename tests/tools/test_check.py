@@ -21,8 +21,8 @@ from bot.settings import Settings
 from bot.store.models import Answer, Delivery, DeliveryStatus, InterventionRun, Participant
 from bot.tools.check import NO_EVENT, PERSONAS, Synthetic, check_programs, renders, rule_checks
 from bot.tools.cli import main
+from tests.care.test_program_format import MODEL_PROGRAM, line_of, write_model_program
 from tests.conftest import ROOT
-from tests.test_program_format import MODEL_PROGRAM, line_of, write_model_program
 
 YAML = "calm-kids/program.yaml"
 Check = Callable[[Path], Result]

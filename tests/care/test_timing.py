@@ -22,7 +22,7 @@ from bot.care.timing import (
 from bot.participants.enrollment import enroll
 from bot.store.models import Delivery, Participant
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NEW_YORK = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
 AUCKLAND = ZoneInfo("Pacific/Auckland")

@@ -34,7 +34,7 @@ from bot.store.models import FINAL_STATUSES, Delivery, DeliveryStatus, Participa
 from tests.conftest import wait_for
 from worker import context, dispatcher, jobs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Participants, each enrolled by a coordinator with the welcome due at once.
 ANA = "+14155550161"  # the one whose worker dies, whose carrier is congested

@@ -11,7 +11,7 @@ import pytest
 
 from bot.care.programs import GOAL_TYPES, ProgramError, load_program, load_programs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # A small program whose line numbers the cases below refer to.
 PROGRAM = """\

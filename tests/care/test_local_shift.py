@@ -18,7 +18,7 @@ from bot.clock import now
 from bot.participants.enrollment import enroll
 from bot.store.db import session_scope
 from bot.store.models import Delivery, Participant
-from tests.test_engine import PHONE, PROGRAM, write_program
+from tests.care.test_engine import PHONE, PROGRAM, write_program
 
 NEW_YORK = ZoneInfo("America/New_York")
 # The tiny program's praise events, planned from the day it was enrolled rather than its start.

@@ -142,7 +142,7 @@ def write_program(folder: Path, text: str = PROGRAM) -> None:
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     narratives = tmp_path / "narratives"
     write_program(narratives / "tiny")
-    shutil.copytree(Path(__file__).resolve().parent.parent / "narratives" / "daily-checkin",
+    shutil.copytree(Path(__file__).resolve().parents[2] / "narratives" / "daily-checkin",
                     narratives / "daily-checkin")
     return settings.with_overrides(narratives_dir=narratives)
 
