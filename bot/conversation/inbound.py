@@ -5,20 +5,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
-from bot.care import engine, hub
-from bot.care.assessments import parse, prompt_hint, question_from_spec
+from bot.care import hub
 from bot.care.context import message_context
 from bot.care.narrative import NarrativeError, render
 from bot.care.programs import Program
-from bot.clock import as_utc, now
+from bot.clock import now
 from bot.conversation import crisis
+from bot.conversation.answers import credit_answer
 from bot.conversation.intents import Intent, classify, keyword_of
+from bot.conversation.replies import STOP_LINE, help_text
+from bot.conversation.safety import (
+    PAUSED_LINE,
+    after_crisis,
+    open_crisis_alert,
+    raise_crisis,
+    safety_reply,
+)
 from bot.delivery.encoding import encode
 from bot.participants import consent
 from bot.participants import enrollment as participants
@@ -27,20 +35,15 @@ from bot.settings import Settings
 from bot.store.db import insert_or_ignore
 from bot.store.models import (
     Alert,
-    AlertMessage,
-    Answer,
     Delivery,
     DeliveryStatus,
     InboundMessage,
-    InterventionRun,
     Participant,
 )
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_REPLY_INTERVAL = timedelta(hours=24)  # answer an unknown number at most once a day
-ANSWER_WINDOW = timedelta(hours=36)  # a reply this long after a question still answers it
-MAX_ANSWER_WINDOW = timedelta(days=7)  # no question stays open longer, whatever its timeout
 
 
 class InboundError(ValueError):
@@ -52,26 +55,6 @@ class InboundResult:
     replies: list[str] = field(default_factory=list)
     duplicate: bool = False
     intent: str = ""
-
-
-STOP_LINE = "Reply STOP to stop, HELP for help."
-
-
-def help_text(
-    settings: Settings, program: Program | None, programs: Mapping[str, Program]
-) -> str:
-    if program is None:
-        joins = ", ".join(k for p in programs.values() for k in p.join_keywords[:1])
-        joins = joins or "the word your coordinator gave you"
-        return (
-            f"Tend text-message programs. To join, text {joins}. "
-            f"Questions: {settings.coordinator_contact}. Text STOP to stop."
-        )
-    contact = program.contact or settings.coordinator_contact
-    return (
-        f"{program.title}: {program.frequency}. Questions: {contact}. "
-        f"Text STOP to stop, START to resume. Msg&data rates may apply."
-    )
 
 
 def _record_reply(
@@ -202,34 +185,15 @@ def _respond(
         return programs.get(participant.program) if participant else None
 
     def reply(kind: str, text: str, *, versioned: bool = True) -> None:
-        if participant is None:
-            result.replies.append(encode(text).body)
-        else:
-            result.replies.append(
-                _record_reply(
-                    session=session, participant=participant, kind=kind, text=text,
-                    program=program_of() if versioned else None,
-                )
-            )
+        result.replies.append(encode(text).body if participant is None else _record_reply(
+            session=session, participant=participant, kind=kind, text=text,
+            program=program_of() if versioned else None,
+        ))
 
     # Safety first: crisis language always gets resources, whatever else the text says.
     if danger is not None:
         result.intent = "crisis"
-        session.add(
-            Alert(
-                participant_id=participant.id if participant else None,
-                kind="crisis",
-                category=danger.category,
-                detail=(
-                    f"{danger.category}: matched '{danger.phrase}' "
-                    f"from {mask(message.from_phone)}"
-                ),
-                inbound_message_id=message.id,
-            )
-        )
-        log.warning("crisis language from %s (%s)", mask(message.from_phone), danger.category)
-        if participant is not None:
-            consent.pause(session=session, participant=participant, reason="crisis language")
+        raise_crisis(session=session, message=message, participant=participant, danger=danger)
         reply("safety", safety_reply(settings), versioned=False)
         if intent is not Intent.OPT_OUT:
             return result
@@ -240,32 +204,27 @@ def _respond(
         if consent.opt_out(session=session, participant=participant, reason=body.strip()[:60]):
             program = program_of()
             title = program.title if program else "these messages"
-            reply(
-                "confirmation",
-                f"You're unsubscribed from {title} and will get no more messages. "
-                f"Text START to resume.",
-            )
+            reply("confirmation", f"You're unsubscribed from {title} and will get no more "
+                                  f"messages. Text START to resume.")
         return result
 
     # After crisis language, until a coordinator resolves the alert, every text is kept with it
     # and answered with the resources again: never a join menu or a cheerful default.
     alert = open_crisis_alert(session=session, participant=participant, phone=message.from_phone)
     if alert is not None:
-        return _after_crisis(
+        return after_crisis(
             session=session, settings=settings, programs=programs, message=message,
             participant=participant, alert=alert, intent=intent, result=result, reply=reply,
         )
 
     if participant is not None and participant.opted_out_at is not None:
         if intent is Intent.OPT_IN:
-            consent.opt_in(session=session, participant=participant, program=program_of(),
-                                via=body.strip()[:60])
             program = program_of()
+            consent.opt_in(session=session, participant=participant, program=program,
+                           via=body.strip()[:60])
             title = program.title if program else "Tend"
-            if participant.paused_at is not None:
-                reply("confirmation", f"Welcome back to {title}. {PAUSED_LINE} {STOP_LINE}")
-            else:
-                reply("confirmation", f"Welcome back to {title}. {STOP_LINE}")
+            paused = f" {PAUSED_LINE}" if participant.paused_at is not None else ""
+            reply("confirmation", f"Welcome back to {title}.{paused} {STOP_LINE}")
         # Otherwise silence: nothing but the opt-out confirmation is sent after STOP.
         return result
 
@@ -274,22 +233,38 @@ def _respond(
         return result
 
     if intent is Intent.HUMAN:
-        session.add(
-            Alert(
-                participant_id=participant.id if participant else None,
-                kind="human",
-                detail=f"{mask(message.from_phone)} asked to talk to a person: {body[:200]}",
-                inbound_message_id=message.id,
-            )
-        )
-        program = program_of()
-        contact = (program.contact if program else "") or settings.coordinator_contact
+        session.add(Alert(
+            participant_id=participant.id if participant else None, kind="human",
+            detail=f"{mask(message.from_phone)} asked to talk to a person: {body[:200]}",
+            inbound_message_id=message.id,
+        ))
+        contact = getattr(program_of(), "contact", "") or settings.coordinator_contact
         reply("reply", f"Thanks. Your message is saved for the study team. "
                        f"To reach them directly: {contact}.")
         return result
 
-    program = program_of()
-    keyword = keyword_of(body)
+    return _everyday(
+        session=session, settings=settings, programs=programs, message=message,
+        participant=participant, intent=intent, result=result, reply=reply,
+        program=program_of(),
+    )
+
+
+def _everyday(
+    *,
+    session: Session,
+    settings: Settings,
+    programs: _Programs,
+    message: InboundMessage,
+    participant: Participant | None,
+    intent: Intent,
+    result: InboundResult,
+    reply: Callable[..., None],
+    program: Program | None,
+) -> InboundResult:
+    """A text that is no compliance keyword, crisis or request for a person: a join, CHECKIN,
+    an answer, or anything else."""
+    keyword = keyword_of(message.body)
     joined = next(
         (p for p in programs.all().values() if keyword and keyword in p.join_keywords), None
     )
@@ -318,7 +293,7 @@ def _respond(
             reply("checkin", text)
         return result
 
-    if (answered := _credit_answer(session=session, participant=participant, message=message)):
+    if (answered := credit_answer(session=session, participant=participant, message=message)):
         result.intent = "answer"
         if answered is not True:
             reply("reply", answered)
@@ -328,86 +303,6 @@ def _respond(
     if not _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
         reply("reply", f"Thanks for your message. {STOP_LINE}")
     return result
-
-
-PAUSED_LINE = "Automated messages stay paused until our team has been in touch with you."
-CRISIS_REPEAT_INTERVAL = timedelta(minutes=15)  # the resources again at most this often
-
-
-def safety_reply(settings: Settings) -> str:
-    """The reply to crisis language. It names the resources and what Tend does; it promises
-    that a person will reach out only when one has actually been told, and no notification
-    channel reaches a person yet, so it does not."""
-    return (
-        f"We care about your safety. {settings.crisis_resources} "
-        f"Automated messages are paused and your message is saved for the study team."
-    )
-
-
-def open_crisis_alert(
-    *, session: Session, participant: Participant | None, phone: str
-) -> Alert | None:
-    """The newest unresolved crisis alert of this participant, or of this number if it is not
-    enrolled (the alert's first text came from it)."""
-    query = select(Alert).where(Alert.kind == "crisis", col(Alert.resolved_at).is_(None))
-    if participant is not None:
-        query = query.where(Alert.participant_id == participant.id)
-    else:
-        query = query.join(
-            InboundMessage, col(InboundMessage.id) == col(Alert.inbound_message_id)
-        ).where(InboundMessage.from_phone == phone, col(Alert.participant_id).is_(None))
-    return session.exec(query.order_by(col(Alert.id).desc())).first()
-
-
-def _after_crisis(
-    *,
-    session: Session,
-    settings: Settings,
-    programs: _Programs,
-    message: InboundMessage,
-    participant: Participant | None,
-    alert: Alert,
-    intent: Intent,
-    result: InboundResult,
-    reply: Callable[..., None],
-) -> InboundResult:
-    """A text while a crisis alert is open: kept with the alert, answered with the resources
-    (at most every CRISIS_REPEAT_INTERVAL), HELP and START answered truthfully."""
-    session.add(AlertMessage(alert_id=alert.id or 0, inbound_message_id=message.id or 0))
-    result.intent = "crisis-followup"
-    if participant is not None and intent is Intent.OPT_IN and participant.opted_out_at:
-        consent.opt_in(session=session, participant=participant, program=programs.get(
-            participant.program), via=message.body.strip()[:60])
-        reply("confirmation", f"You're subscribed again. {PAUSED_LINE} "
-                              f"{settings.crisis_resources}")
-        return result
-    if intent is Intent.HELP:
-        program = programs.get(participant.program) if participant else None
-        reply("help", f"{help_text(settings, program, programs.all())} "
-                      f"{settings.crisis_resources}", versioned=False)
-        return result
-    if participant is not None and participant.opted_out_at is not None:
-        return result  # opted out: nothing but the confirmation; the text stays with the alert
-    if _safety_sent_recently(session=session, phone=message.from_phone, exclude=message.id):
-        return result
-    if intent is Intent.OPT_IN:
-        reply("safety", f"{PAUSED_LINE} {settings.crisis_resources}", versioned=False)
-    else:
-        reply("safety", safety_reply(settings), versioned=False)
-    return result
-
-
-def _safety_sent_recently(*, session: Session, phone: str, exclude: int | None) -> bool:
-    since = now() - CRISIS_REPEAT_INTERVAL
-    return session.exec(
-        select(InboundMessage.id).where(
-            InboundMessage.from_phone == phone,
-            col(InboundMessage.intent).in_(("crisis", "crisis-followup")),
-            col(InboundMessage.reply).is_not(None),
-            InboundMessage.received_at >= since,
-            InboundMessage.id != exclude,
-        )
-    ).first() is not None
 
 
 def _checkin(
@@ -514,112 +409,3 @@ def _answered_recently(*, session: Session, phone: str, exclude: int | None) -> 
         ).first()
         is not None
     )
-
-
-def _credit_answer(
-    *, session: Session, participant: Participant, message: InboundMessage,
-    taken: frozenset[int] = frozenset(),
-) -> str | bool:
-    """Credit the reply to the question that asked it; returns the text to answer with.
-
-    The rule (narratives/README.md, "Replies"): the open questions are those sent within their
-    timeout (36 hours unless the program says otherwise) with no answer yet. The newest open
-    question that can read the reply gets it, so "4" still answers a 1-5 question after a later
-    yes/no one. If none can read it, the newest asks once to clarify; an unreadable second
-    reply is kept as text.
-    """
-    moment = now()
-    answered = (
-        select(Answer.id)
-        .where(Answer.participant_id == participant.id, Answer.delivery_id == Delivery.id)
-        .exists()
-    )
-    prompts = [
-        prompt
-        for prompt in session.exec(
-            select(Delivery)
-            .where(
-                Delivery.participant_id == participant.id,
-                col(Delivery.assessment).is_not(None),
-                col(Delivery.sent_at).is_not(None),
-                Delivery.sent_at >= moment - MAX_ANSWER_WINDOW,
-                col(Delivery.id).not_in(taken),
-                ~answered,
-            )
-            .order_by(col(Delivery.sent_at).desc(), col(Delivery.id).desc())
-            .limit(20)
-        ).all()
-        if as_utc(prompt.sent_at) + _window(prompt) >= moment  # type: ignore[arg-type]
-    ]
-    if not prompts:
-        return False
-    readings = [(prompt, question_from_spec(prompt.assessment or {})) for prompt in prompts]
-    # A typed question (yes/no, scale, choice, number) that can read the reply wins over a
-    # free-text question, which can read anything: "Yes" answers the dose check even after a
-    # later "what got in the way?".
-    typed = [(p, q) for p, q in readings if q.kind != "text"]
-    free = [(p, q) for p, q in readings if q.kind == "text"]
-    chosen = next(
-        ((p, q, parsed) for p, q in typed + free if (parsed := parse(q, message.body)).ok), None
-    )
-    if chosen is None:
-        prompt, question = readings[0]
-        spec = prompt.assessment or {}
-        if not spec.get("clarified"):
-            prompt.assessment = {**spec, "clarified": True}
-            session.add(prompt)
-            return str(
-                spec.get("clarify") or f"Sorry, I didn't catch that. {prompt_hint(question)}"
-            )
-        parsed = parse(question, message.body)
-    else:
-        prompt, question, parsed = chosen
-    spec = prompt.assessment or {}
-    value, label = None, None
-    if parsed.ok:
-        if isinstance(parsed.value, bool):
-            value = 1.0 if parsed.value else 0.0
-        elif isinstance(parsed.value, int | float):
-            value = float(parsed.value)
-        elif question.kind == "choice":
-            label = str(parsed.value)
-            value = float(question.choices.index(label) + 1)
-        else:
-            label = str(parsed.value)
-    answer = Answer(
-        participant_id=participant.id or 0,
-        delivery_id=prompt.id or 0,
-        inbound_message_id=message.id,
-        raw=message.body,
-        value=value,
-        label=label,
-        answered_at=moment,
-    )
-    if not engine.add_answer(session, answer):
-        # Another reply (or the question's timeout) took this question a moment ago, in a
-        # transaction that had not committed when this one looked: credit the next one.
-        return _credit_answer(session=session, participant=participant, message=message,
-                              taken=taken | {prompt.id or 0})
-    _after_answer(session=session, participant=participant, prompt=prompt, moment=moment)
-    return str(spec.get("thanks") or "Thanks, noted.") if parsed.ok else True
-
-
-def _window(prompt: Delivery) -> timedelta:
-    hours = (prompt.assessment or {}).get("timeout_hours")
-    return timedelta(hours=float(hours)) if hours else ANSWER_WINDOW
-
-
-def _after_answer(
-    *, session: Session, participant: Participant, prompt: Delivery, moment: datetime
-) -> None:
-    """An answer may settle decision points, feed the hub's state, or complete an intervention."""
-    assert participant.id is not None
-    engine.settle_decisions(session=session, participant_id=participant.id, moment=moment)
-    if prompt.kind == "state":
-        hub.request(participant, "state", moment)
-        session.add(participant)
-    elif prompt.run_id is not None:
-        run = session.get(InterventionRun, prompt.run_id)
-        if run is not None and run.ended_at is None and engine.run_is_over(session, run, moment):
-            hub.request(participant, "ended", moment)
-            session.add(participant)

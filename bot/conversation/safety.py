@@ -1,0 +1,125 @@
+"""Crisis language and what follows it: the alert, the pause, the safety reply, and the texts
+that come while the alert is open."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+from bot.clock import now
+from bot.conversation import crisis
+from bot.conversation.intents import Intent
+from bot.conversation.replies import help_text
+from bot.participants import consent
+from bot.participants.phones import mask
+from bot.settings import Settings
+from bot.store.models import Alert, AlertMessage, InboundMessage, Participant
+
+if TYPE_CHECKING:
+    from bot.conversation.inbound import InboundResult, _Programs
+
+log = logging.getLogger(__name__)
+
+def raise_crisis(
+    *, session: Session, message: InboundMessage, participant: Participant | None,
+    danger: crisis.CrisisMatch,
+) -> None:
+    """The crisis alert, with its category, and the pause of automated content."""
+    session.add(
+        Alert(
+            participant_id=participant.id if participant else None,
+            kind="crisis",
+            category=danger.category,
+            detail=f"{danger.category}: matched '{danger.phrase}' from {mask(message.from_phone)}",
+            inbound_message_id=message.id,
+        )
+    )
+    log.warning("crisis language from %s (%s)", mask(message.from_phone), danger.category)
+    if participant is not None:
+        consent.pause(session=session, participant=participant, reason="crisis language")
+
+
+PAUSED_LINE = "Automated messages stay paused until our team has been in touch with you."
+CRISIS_REPEAT_INTERVAL = timedelta(minutes=15)  # the resources again at most this often
+
+
+def safety_reply(settings: Settings) -> str:
+    """The reply to crisis language. It names the resources and what Tend does; it promises
+    that a person will reach out only when one has actually been told, and no notification
+    channel reaches a person yet, so it does not."""
+    return (
+        f"We care about your safety. {settings.crisis_resources} "
+        f"Automated messages are paused and your message is saved for the study team."
+    )
+
+
+def open_crisis_alert(
+    *, session: Session, participant: Participant | None, phone: str
+) -> Alert | None:
+    """The newest unresolved crisis alert of this participant, or of this number if it is not
+    enrolled (the alert's first text came from it)."""
+    query = select(Alert).where(Alert.kind == "crisis", col(Alert.resolved_at).is_(None))
+    if participant is not None:
+        query = query.where(Alert.participant_id == participant.id)
+    else:
+        query = query.join(
+            InboundMessage, col(InboundMessage.id) == col(Alert.inbound_message_id)
+        ).where(InboundMessage.from_phone == phone, col(Alert.participant_id).is_(None))
+    return session.exec(query.order_by(col(Alert.id).desc())).first()
+
+
+def after_crisis(
+    *,
+    session: Session,
+    settings: Settings,
+    programs: _Programs,
+    message: InboundMessage,
+    participant: Participant | None,
+    alert: Alert,
+    intent: Intent,
+    result: InboundResult,
+    reply: Callable[..., None],
+) -> InboundResult:
+    """A text while a crisis alert is open: kept with the alert, answered with the resources
+    (at most every CRISIS_REPEAT_INTERVAL), HELP and START answered truthfully."""
+    session.add(AlertMessage(alert_id=alert.id or 0, inbound_message_id=message.id or 0))
+    result.intent = "crisis-followup"
+    if participant is not None and intent is Intent.OPT_IN and participant.opted_out_at:
+        consent.opt_in(session=session, participant=participant, program=programs.get(
+            participant.program), via=message.body.strip()[:60])
+        reply("confirmation", f"You're subscribed again. {PAUSED_LINE} "
+                              f"{settings.crisis_resources}")
+        return result
+    if intent is Intent.HELP:
+        program = programs.get(participant.program) if participant else None
+        reply("help", f"{help_text(settings, program, programs.all())} "
+                      f"{settings.crisis_resources}", versioned=False)
+        return result
+    if participant is not None and participant.opted_out_at is not None:
+        return result  # opted out: nothing but the confirmation; the text stays with the alert
+    if safety_sent_recently(session=session, phone=message.from_phone, exclude=message.id):
+        return result
+    if intent is Intent.OPT_IN:
+        reply("safety", f"{PAUSED_LINE} {settings.crisis_resources}", versioned=False)
+    else:
+        reply("safety", safety_reply(settings), versioned=False)
+    return result
+
+
+def safety_sent_recently(*, session: Session, phone: str, exclude: int | None) -> bool:
+    since = now() - CRISIS_REPEAT_INTERVAL
+    return session.exec(
+        select(InboundMessage.id).where(
+            InboundMessage.from_phone == phone,
+            col(InboundMessage.intent).in_(("crisis", "crisis-followup")),
+            col(InboundMessage.reply).is_not(None),
+            InboundMessage.received_at >= since,
+            InboundMessage.id != exclude,
+        )
+    ).first() is not None
+
+
