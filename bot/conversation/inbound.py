@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.care import hub
 from bot.care.context import message_context
@@ -19,7 +19,7 @@ from bot.clock import now
 from bot.conversation import crisis
 from bot.conversation.answers import credit_answer
 from bot.conversation.intents import Intent, classify, keyword_of
-from bot.conversation.replies import STOP_LINE, help_text
+from bot.conversation.replies import STOP_LINE, help_text, replied_recently
 from bot.conversation.safety import (
     PAUSED_LINE,
     after_crisis,
@@ -44,6 +44,7 @@ from bot.store.models import (
 log = logging.getLogger(__name__)
 
 UNKNOWN_REPLY_INTERVAL = timedelta(hours=24)  # answer an unknown number at most once a day
+UNKNOWN_OR_OTHER = ("unknown", "other")
 
 
 class InboundError(ValueError):
@@ -271,7 +272,10 @@ def _everyday(
     if participant is None:
         if joined is not None:
             return _join(session=session, settings=settings, program=joined, message=message)
-        if _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
+        if replied_recently(
+            session=session, phone=message.from_phone, intents=UNKNOWN_OR_OTHER,
+            within=UNKNOWN_REPLY_INTERVAL, exclude=message.id,
+        ):
             return result
         result.intent = "unknown"
         result.replies.append(encode(help_text(settings, None, programs.all())).body)
@@ -300,7 +304,10 @@ def _everyday(
         return result
 
     result.intent = "other"
-    if not _answered_recently(session=session, phone=message.from_phone, exclude=message.id):
+    if not replied_recently(
+        session=session, phone=message.from_phone, intents=UNKNOWN_OR_OTHER,
+        within=UNKNOWN_REPLY_INTERVAL, exclude=message.id,
+    ):
         reply("reply", f"Thanks for your message. {STOP_LINE}")
     return result
 
@@ -392,20 +399,3 @@ def _join(
         session=session, participant=participant, kind="welcome", text=text, program=program
     )
     return InboundResult(replies=[body], intent="join")
-
-
-def _answered_recently(*, session: Session, phone: str, exclude: int | None) -> bool:
-    """Whether this number got an automatic reply lately (keeps loops and spam quiet)."""
-    since = now() - UNKNOWN_REPLY_INTERVAL
-    return (
-        session.exec(
-            select(InboundMessage.id).where(
-                InboundMessage.from_phone == phone,
-                col(InboundMessage.reply).is_not(None),
-                col(InboundMessage.intent).in_(("unknown", "other")),
-                InboundMessage.received_at >= since,
-                InboundMessage.id != exclude,
-            )
-        ).first()
-        is not None
-    )

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from bot.clock import now
 from bot.conversation import crisis
 from bot.conversation.intents import Intent
-from bot.conversation.replies import help_text
+from bot.conversation.replies import help_text, replied_recently
 from bot.participants import consent
 from bot.participants.phones import mask
 from bot.settings import Settings
@@ -101,25 +100,12 @@ def after_crisis(
         return result
     if participant is not None and participant.opted_out_at is not None:
         return result  # opted out: nothing but the confirmation; the text stays with the alert
-    if safety_sent_recently(session=session, phone=message.from_phone, exclude=message.id):
+    if replied_recently(session=session, phone=message.from_phone,
+                        intents=("crisis", "crisis-followup"), within=CRISIS_REPEAT_INTERVAL,
+                        exclude=message.id):
         return result
     if intent is Intent.OPT_IN:
         reply("safety", f"{PAUSED_LINE} {settings.crisis_resources}", versioned=False)
     else:
         reply("safety", safety_reply(settings), versioned=False)
     return result
-
-
-def safety_sent_recently(*, session: Session, phone: str, exclude: int | None) -> bool:
-    since = now() - CRISIS_REPEAT_INTERVAL
-    return session.exec(
-        select(InboundMessage.id).where(
-            InboundMessage.from_phone == phone,
-            col(InboundMessage.intent).in_(("crisis", "crisis-followup")),
-            col(InboundMessage.reply).is_not(None),
-            InboundMessage.received_at >= since,
-            InboundMessage.id != exclude,
-        )
-    ).first() is not None
-
-

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import and_, case, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 
@@ -33,7 +32,7 @@ from bot.delivery.provider import SendFailure, SmsSender
 from bot.delivery.ratelimit import RateLimiter
 from bot.people import alerts
 from bot.settings import Settings
-from bot.store.db import session_scope
+from bot.store.db import insert, session_scope
 from bot.store.models import (
     Delivery,
     DeliveryStatus,
@@ -375,10 +374,8 @@ HEARTBEAT_EVERY = timedelta(seconds=2)  # a sending worker's sign of life, at mo
 def beat(session: Session, worker_id: str, moment: datetime) -> None:
     """Record that `worker_id` is alive (see WorkerHeartbeat)."""
     table = WorkerHeartbeat.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.exec(
-        insert(table)
+        insert(session, table)
         .values(worker_id=worker_id, started_at=moment, beat_at=moment)
         .on_conflict_do_update(index_elements=[table.c.worker_id], set_={"beat_at": moment})
     )

@@ -42,19 +42,24 @@ def get_engine(url: str) -> Engine:
     )
 
 
+def insert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """`INSERT` for `table` in the session's dialect, with its `ON CONFLICT` clauses."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    # Settings refuse any other database, so this is a programming error, not a user's.
+    raise ValueError(f"Tend runs on PostgreSQL or SQLite, not {dialect}")
+
+
 def insert_or_ignore(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
     """`INSERT ... ON CONFLICT DO NOTHING` for `table` in the session's dialect.
 
     One statement instead of a savepoint and a flush that may fail: a row that would break a
     unique constraint is skipped, and the statement's rowcount (or RETURNING) says what went in.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    # Settings refuse any other database, so this is a programming error, not a user's.
-    raise ValueError(f"Tend runs on PostgreSQL or SQLite, not {dialect}")
+    return insert(session, table).on_conflict_do_nothing()
 
 
 def create_tables(engine: Engine) -> None:
