@@ -439,6 +439,15 @@ def test_start_after_a_crisis_pause_says_messages_stay_paused(text_bot, session)
     ]
 
 
+def test_start_right_after_crisis_language_is_answered_that_messages_stay_paused(text_bot):
+    with freeze_time("2026-06-01 12:00:00") as clock:
+        text_bot(MAYA, "JOIN")
+        text_bot(MAYA, "i want to die")
+        clock.tick(timedelta(minutes=1))  # inside the resources' repeat interval
+        [reply] = text_bot(MAYA, "START").replies
+    assert "paused until our team has been in touch" in reply and "988" in reply
+
+
 def test_start_keeps_the_opt_out_in_the_consent_record(text_bot, session):
     text_bot(MAYA, "JOIN")
     text_bot(MAYA, "STOP")

@@ -100,12 +100,11 @@ def after_crisis(
         return result
     if participant is not None and participant.opted_out_at is not None:
         return result  # opted out: nothing but the confirmation; the text stays with the alert
-    if replied_recently(session=session, phone=message.from_phone,
-                        intents=("crisis", "crisis-followup"), within=CRISIS_REPEAT_INTERVAL,
-                        exclude=message.id):
-        return result
-    if intent is Intent.OPT_IN:
+    if intent is Intent.OPT_IN:  # START is always answered: messages stay paused
         reply("safety", f"{PAUSED_LINE} {settings.crisis_resources}", versioned=False)
-    else:
+        return result
+    if not replied_recently(session=session, phone=message.from_phone,
+                            intents=("crisis", "crisis-followup"),
+                            within=CRISIS_REPEAT_INTERVAL, exclude=message.id):
         reply("safety", safety_reply(settings), versioned=False)
     return result
