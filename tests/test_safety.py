@@ -356,7 +356,7 @@ def test_two_concurrent_replies_never_both_answer_one_question(engine, settings,
 
 
 def test_a_timeout_never_overwrites_a_reply_that_came_first(engine, settings, session):
-    from bot.care.engine import record_missing
+    from bot.care.outcomes import record_missing
 
     question = ask(engine, settings)
     with session_scope(engine) as s:

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bot.care import engine as mi
 from bot.care.narrative import base_context
-from bot.care.programs import Program
-from bot.store.models import Answer, Delivery, Participant
+from bot.care.outcomes import history_of, run_summary
+from bot.care.programs import Intervention, Program
+from bot.store.models import Answer, Delivery, InterventionRun, Participant
 
 
 def answers_of(session: Session, participant_ids: set[int]) -> dict[int, list[Answer]]:
@@ -61,8 +61,59 @@ def message_context(
             {"value": a.value, "raw": a.raw, "at": a.answered_at} for a in answers if not a.missing
         ],
         "answered": sum(1 for a in answers if not a.missing),
-        "interventions": mi.history_of(session, participant.id or 0, program),
+        "interventions": history_of(session, participant.id or 0, program),
     }
     if delivery.kind == "narrative":
-        context.update(mi.narrative_context(session, program, delivery))
+        context.update(narrative_context(session, program, delivery))
     return context
+
+
+def intervention_place(
+    program: Program, intervention: Intervention, reason: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The narrative's `current` (the intervention, its rationale and its place in the whole)
+    and `next` (the following level in priority order, or None after the last)."""
+    levels = list(program.levels)
+    index = next((i for i, lv in enumerate(levels) if lv.key == intervention.level), 0)
+    level = levels[index] if levels else None
+    current = {
+        "key": intervention.key,
+        "title": intervention.title,
+        "rationale": intervention.rationale,
+        "reason": reason,
+        "level": {
+            "key": level.key if level else "",
+            "title": level.title if level else "",
+            "rationale": level.rationale if level else "",
+            "position": index + 1,
+            "count": len(levels),
+        },
+        "events": [
+            {"key": e.key, "goal": e.goal, "times": e.times} for e in intervention.planned
+        ],
+    }
+    after = levels[index + 1] if index + 1 < len(levels) else None
+    following = (
+        {"key": after.key, "title": after.title, "rationale": after.rationale} if after else None
+    )
+    return current, following
+
+
+def narrative_context(
+    session: Session, program: Program, delivery: Delivery
+) -> dict[str, Any]:
+    """`previous`, `current`, `next` and `reason` for the hub's narrative."""
+    run = session.get(InterventionRun, delivery.run_id) if delivery.run_id else None
+    context = delivery.context or {}
+    previous_id = context.get("previous_run")
+    previous = session.get(InterventionRun, int(previous_id)) if previous_id else None
+    current, following = None, None
+    if run is not None and (intervention := program.intervention(run.intervention)):
+        current, following = intervention_place(program, intervention, run.reason)
+    return {
+        "previous": run_summary(session, previous, program) if previous else None,
+        "current": current,
+        "next": following,
+        "reason": context.get("reason", "start"),
+    }
+

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 
-from bot.care import engine as mi
+from bot.care.outcomes import close_run, record_missing, run_is_over, settle_decisions
+from bot.care.planning import local_day, start_run
 from bot.care.programs import (
     UNAVAILABLE_RETRY,
     Intervention,
@@ -26,6 +27,7 @@ from bot.care.programs import (
     unavailable_reason,
 )
 from bot.care.rules import RuleError
+from bot.care.state import rule_context
 from bot.care.timing import local_moment, zone
 from bot.clock import as_utc, now
 from bot.store.db import session_scope
@@ -44,12 +46,12 @@ def _periodic_after(
     hub = program.hub
     assert hub is not None
     tz = zone(participant.timezone)
-    first_day = mi.local_day(participant.enrolled_at, participant) + timedelta(days=hub.first_day)
+    first_day = local_day(participant.enrolled_at, participant) + timedelta(days=hub.first_day)
     every = hub.evaluate_every_days
     first = local_moment(first_day, hub.at, tz)
     if first > moment or not every:
         return first if first > moment else None
-    days = (mi.local_day(moment, participant) - first_day).days
+    days = (local_day(moment, participant) - first_day).days
     step = days // every * every
     candidate = local_moment(first_day + timedelta(days=step), hub.at, tz)
     while candidate <= moment:
@@ -106,7 +108,7 @@ def choose(
 ) -> tuple[Intervention, str] | None:
     """The next micro intervention and why, or None when nothing fits now."""
     assert participant.id is not None
-    state = mi.rule_context(session=session, participant=participant, program=program, run=None,
+    state = rule_context(session=session, participant=participant, program=program, run=None,
                             moment=moment)
     tried = session.exec(
         select(InterventionRun.intervention, InterventionRun.outcome)
@@ -177,18 +179,18 @@ def evaluate(
     if not participant.receives_automated_content or program.hub is None or not program.levels:
         return "nothing to do"
     assert participant.id is not None
-    mi.record_missing(session=session, participant_id=participant.id, moment=moment)
-    mi.settle_decisions(session=session, participant_id=participant.id, moment=moment)
+    record_missing(session=session, participant_id=participant.id, moment=moment)
+    settle_decisions(session=session, participant_id=participant.id, moment=moment)
     run = open_run(session, participant.id)
     previous: InterventionRun | None = None
     if run is not None:
-        if mi.run_is_over(session, run, moment):
-            mi.close_run(session=session, participant=participant, program=program, run=run,
+        if run_is_over(session, run, moment):
+            close_run(session=session, participant=participant, program=program, run=run,
                          moment=moment, end_reason="completed")
             previous, run = run, None
         elif reason in ("state", "checkin") and _outranked(session, participant, program, run,
                                                           moment):
-            mi.close_run(session=session, participant=participant, program=program, run=run,
+            close_run(session=session, participant=participant, program=program, run=run,
                          moment=moment, end_reason="a higher priority came first")
             previous, run = run, None
     if run is not None:
@@ -201,7 +203,7 @@ def evaluate(
             select(InterventionRun).where(InterventionRun.participant_id == participant.id)
             .order_by(col(InterventionRun.ended_at).desc(), col(InterventionRun.id).desc())
         ).first()
-    days = (mi.local_day(moment, participant) - mi.local_day(participant.enrolled_at,
+    days = (local_day(moment, participant) - local_day(participant.enrolled_at,
                                                              participant)).days
     if program.duration_days is not None and days >= program.duration_days:
         _finish(session, participant, program, moment)
@@ -219,7 +221,7 @@ def evaluate(
         schedule(participant=participant, program=program, moment=moment, run=None)
         return "nothing fits now"
     intervention, why = picked
-    run = mi.start_run(session=session, participant=participant, program=program,
+    run = start_run(session=session, participant=participant, program=program,
                        intervention=intervention, moment=moment, reason=why)
     if program.hub.narrative:
         session.add(Delivery(
@@ -235,7 +237,7 @@ def evaluate(
 def _outranked(session: Session, participant: Participant, program: Program,
                run: InterventionRun, moment: datetime) -> bool:
     """Whether a level above the running intervention's has come into need."""
-    state = mi.rule_context(session=session, participant=participant, program=program, run=None,
+    state = rule_context(session=session, participant=participant, program=program, run=None,
                             moment=moment)
     achieved = {key for key, outcome in state["outcomes"].items() if outcome == "achieved"}
     for level in program.levels:
@@ -262,7 +264,7 @@ def begin(*, participant: Participant, program: Program) -> None:
     if program.hub is None or not program.levels:
         return
     hub = program.hub
-    day = mi.local_day(participant.enrolled_at, participant) + timedelta(days=hub.first_day)
+    day = local_day(participant.enrolled_at, participant) + timedelta(days=hub.first_day)
     first = local_moment(day, hub.at, zone(participant.timezone))
     participant.next_evaluation_at = max(first, as_utc(participant.enrolled_at))
     participant.evaluation_reason = "start"

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.care import engine, hub
+from bot.care import hub
 from bot.care.assessments import parse, prompt_hint, question_from_spec
+from bot.care.outcomes import add_answer, run_is_over, settle_decisions
 from bot.clock import as_utc, now
 from bot.store.models import Answer, Delivery, InboundMessage, InterventionRun, Participant
 
@@ -94,7 +95,7 @@ def credit_answer(
         label=label,
         answered_at=moment,
     )
-    if not engine.add_answer(session, answer):
+    if not add_answer(session, answer):
         # Another reply (or the question's timeout) took this question a moment ago, in a
         # transaction that had not committed when this one looked: credit the next one.
         return credit_answer(session=session, participant=participant, message=message,
@@ -113,12 +114,12 @@ def _after_answer(
 ) -> None:
     """An answer may settle decision points, feed the hub's state, or complete an intervention."""
     assert participant.id is not None
-    engine.settle_decisions(session=session, participant_id=participant.id, moment=moment)
+    settle_decisions(session=session, participant_id=participant.id, moment=moment)
     if prompt.kind == "state":
         hub.request(participant, "state", moment)
         session.add(participant)
     elif prompt.run_id is not None:
         run = session.get(InterventionRun, prompt.run_id)
-        if run is not None and run.ended_at is None and engine.run_is_over(session, run, moment):
+        if run is not None and run.ended_at is None and run_is_over(session, run, moment):
             hub.request(participant, "ended", moment)
             session.add(participant)

@@ -18,9 +18,9 @@ from sqlalchemy import and_, case, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 
-from bot.care import engine as mi
 from bot.care import hub
 from bot.care.context import answers_of, message_context
+from bot.care.decisions import decide
 from bot.care.narrative import NarrativeError, render
 from bot.care.programs import UNAVAILABLE_RETRY, Program, unavailable_alert, unavailable_reason
 from bot.care.timing import local_day_bounds, local_moment, next_allowed, zone
@@ -255,7 +255,7 @@ def _prepare(
             continue
         if delivery.body is None and program is not None:
             # The program's decision rules, with the participant's latest state.
-            decision = mi.decide(
+            decision = decide(
                 session=session, participant=participant, program=program, delivery=delivery,
                 moment=moment,
             )

@@ -92,7 +92,7 @@ def plan_events(
     *, session: Session, participant: Participant, program: Program, after: datetime | None = None
 ) -> int:
     """Add outbox rows for each program-wide event occurrence still ahead (once each)."""
-    from bot.care.engine import plan_occurrences
+    from bot.care.planning import plan_occurrences
 
     existing = set(
         session.exec(

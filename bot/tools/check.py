@@ -15,8 +15,9 @@ from typing import Any
 
 from jinja2 import Environment, nodes
 
-from bot.care.engine import attributes_of, intervention_place
+from bot.care.context import intervention_place
 from bot.care.narrative import NarrativeError, base_context, render
+from bot.care.planning import attributes_of
 from bot.care.programs import (
     DEFINITION_FILE,
     AssessmentSpec,

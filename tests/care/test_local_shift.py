@@ -11,14 +11,14 @@ from freezegun import freeze_time
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.care import engine as mi
+from bot.care.planning import start_run
 from bot.care.programs import Program, load_programs
 from bot.care.timing import shift_local_days
 from bot.clock import now
 from bot.participants.enrollment import enroll
 from bot.store.db import session_scope
 from bot.store.models import Delivery, Participant
-from tests.care.test_engine import PHONE, PROGRAM, write_program
+from tests.care.test_decisions import PHONE, PROGRAM, write_program
 
 NEW_YORK = ZoneInfo("America/New_York")
 # The tiny program's praise events, planned from the day it was enrolled rather than its start.
@@ -50,7 +50,7 @@ def planned(
         person = s.get(Participant, person_id)
         spec = program.intervention(intervention)
         assert spec is not None
-        run = mi.start_run(session=s, participant=person, program=program, intervention=spec,
+        run = start_run(session=s, participant=person, program=program, intervention=spec,
                            moment=now(), reason="test")
         run_id = run.id
     events = session.exec(

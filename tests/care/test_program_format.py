@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.care.engine import occurrence_moments, time_of_day
+from bot.care.planning import occurrence_moments, time_of_day
 from bot.care.programs import EventSpec, Program, ProgramError, load_program
 from bot.care.rules import NAMES, RuleError, compile_rule, counting
 from bot.store.models import Participant

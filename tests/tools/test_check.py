@@ -14,9 +14,9 @@ from click.testing import CliRunner, Result
 from sqlmodel import Session
 
 from bot.care.context import message_context
-from bot.care.engine import rule_context
 from bot.care.programs import Program, load_program
 from bot.care.rules import NAMES
+from bot.care.state import rule_context
 from bot.settings import Settings
 from bot.store.models import Answer, Delivery, DeliveryStatus, InterventionRun, Participant
 from bot.tools.check import NO_EVENT, PERSONAS, Synthetic, check_programs, renders, rule_checks

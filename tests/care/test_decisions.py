@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.care.planning import start_run
 from bot.care.programs import load_programs
 from bot.clock import now
 from bot.delivery.queues import delivery_queue
@@ -440,7 +441,6 @@ def test_enrollment_takes_the_participants_own_attributes_and_refuses_unknown_on
 
 
 def test_an_attribute_anchored_event_follows_the_participants_wake_time(stack, engine, session):
-    from bot.care import engine as mi
 
     program = load_programs(stack.settings.narratives_dir)["tiny"]
     praise = program.intervention("praise")
@@ -448,7 +448,7 @@ def test_an_attribute_anchored_event_follows_the_participants_wake_time(stack, e
         person = enroll(session=s, phone=PHONE, program=program, timezone="America/Chicago",
                         via="cli", attributes={"wake_time": "06:30"})
         s.flush()
-        run = mi.start_run(session=s, participant=person, program=program,
+        run = start_run(session=s, participant=person, program=program,
                            intervention=praise, moment=now(), reason="test")
         run_id = run.id
     tries = session.exec(select(Delivery).where(Delivery.run_id == run_id,
