@@ -129,6 +129,7 @@ class Delivery(SQLModel, table=True):
     claim_token: str | None = Field(default=None, max_length=40)
     claimed_by: str | None = Field(default=None, max_length=32)  # the worker sending it
     provider_sid: str | None = Field(default=None, max_length=64, unique=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")  # a text a person wrote
     body: str | None = Field(default=None, sa_type=sa.Text)
     segments: int | None = None
     encoding: str | None = Field(default=None, max_length=8)  # GSM-7 or UCS-2
@@ -219,6 +220,10 @@ class Alert(SQLModel, table=True):
     inbound_message_id: int | None = Field(default=None, foreign_key="inbound_message.id")
     created_at: datetime = _when(nullable=False)
     resolved_at: datetime | None = _when()
+    acknowledged_at: datetime | None = _when()  # a person said they have it
+    acknowledged_by: str | None = Field(default=None, max_length=254)
+    escalation_round: int = 0  # notifications sent so far, round by round
+    next_escalation_at: datetime | None = _when(index=True)  # unacknowledged until then: escalate
 
 
 class UnmatchedStatus(SQLModel, table=True):
@@ -264,3 +269,7 @@ class AlertMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alert.id", index=True)
     inbound_message_id: int = Field(foreign_key="inbound_message.id", unique=True)
+
+
+# The tables of human support live beside these; importing them here registers them.
+from bot.store import support  # noqa: E402, F401
