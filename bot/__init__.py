@@ -41,4 +41,8 @@ def create_app(test_config: Settings | Mapping[str, Any] | None = None) -> Flask
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+
+    from bot.web import console
+
+    console.init_app(app)
     return app

@@ -11,6 +11,9 @@ from datetime import time
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from bot.hours import HoursError, WeeklyHours, parse_hours
 
 # Local defaults: they let `bot run` work with no account. Production refuses them.
 DEFAULT_SECRET_KEY = "dev-only-not-secret"
@@ -81,6 +84,67 @@ def _url(name: str, raw: str) -> str:
     return value
 
 
+def _phones(name: str, raw: str) -> tuple[str, ...]:
+    import phonenumbers
+
+    numbers = [number.strip() for number in raw.split(",") if number.strip()]
+    for number in numbers:
+        try:
+            valid = phonenumbers.is_valid_number(phonenumbers.parse(number))
+        except phonenumbers.NumberParseException:
+            valid = False
+        if not valid or not re.fullmatch(r"\+\d{8,15}", number):
+            shown = "•" * max(len(number) - 4, 0) + number[-4:]  # personal data: masked
+            raise SettingsError(f"{name} must be E.164 numbers like +14155550123, not {shown}")
+    return tuple(numbers)
+
+
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;.]+(\.[^@\s<>,;.]+)*")
+
+
+def _emails(name: str, raw: str) -> tuple[str, ...]:
+    from email.utils import parseaddr  # "Study team <team@example.org>" is an address too
+
+    addresses = [address.strip() for address in raw.split(",") if address.strip()]
+    for address in addresses:
+        if not _ADDRESS.fullmatch(parseaddr(address)[1]):
+            raise SettingsError(f"{name} must be email addresses like tend@example.org, "
+                                f"not {address!r}")
+    return tuple(addresses)
+
+
+def _secret_url(schemes: tuple[str, ...], example: str, name: str, raw: str) -> str:
+    # Never repeated in a refusal: an SMTP URL holds a password, a webhook's path is its secret.
+    value = raw.strip()
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in schemes and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number
+        ok = False
+    if not ok:
+        raise SettingsError(f"{name} must look like {example}")
+    return value
+
+
+_smtp_url = partial(_secret_url, ("smtp", "smtps"), "smtp://user:password@host:587 (or smtps://)")
+_webhook_url = partial(_secret_url, ("http", "https"), "an http(s) URL")
+
+
+def _hours(name: str, raw: str) -> WeeklyHours:
+    try:
+        return parse_hours(raw)
+    except HoursError as exc:
+        raise SettingsError(f"{name} {exc}") from None
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except Exception:
+        return False
+    return True
+
+
 def _environment(raw: str) -> str:
     if raw not in ENVIRONMENTS:
         raise SettingsError(f"TEND_ENV must be development, production or test, not {raw!r}")
@@ -145,6 +209,15 @@ class Settings:
     max_send_attempts: int = 6
     queue_name: str = "deliveries"
     testing: bool = False
+    console_idle_minutes: int = 30  # a console session without a request this long signs out
+    oncall_phones: tuple[str, ...] = ()  # who hears of a crisis: README's table
+    alert_emails: tuple[str, ...] = ()
+    smtp_url: str = ""
+    alert_from_email: str = ""
+    alert_webhook_url: str = ""
+    escalate_after_minutes: int = 10
+    staffed_hours: WeeklyHours | None = None  # None: no staffed hours are set
+    staffed_timezone: str = ""  # empty: DEFAULT_TIMEZONE
 
     @property
     def production(self) -> bool:
@@ -186,6 +259,7 @@ class Settings:
             "CRISIS_RESOURCES": "crisis_resources",
             "COORDINATOR_CONTACT": "coordinator_contact",
             "DEFAULT_TIMEZONE": "default_timezone",
+            "STAFFED_TIMEZONE": "staffed_timezone",
             "QUEUE_NAME": "queue_name",
         }.items():
             read(name, attr, str.strip)
@@ -207,6 +281,7 @@ class Settings:
             ("REQUEUE_AFTER_SECONDS", "requeue_after_seconds", 1),
             ("WORKER_DEAD_AFTER_SECONDS", "worker_dead_after_seconds", 2),
             ("MAX_SEND_ATTEMPTS", "max_send_attempts", 1),
+            ("CONSOLE_IDLE_MINUTES", "console_idle_minutes", 1),
         ):
             read(name, attr, partial(_int, name, minimum=minimum))
         for name, attr in (
@@ -215,6 +290,16 @@ class Settings:
         ):
             read(name, attr, partial(_float, name))
         read("TEND_TESTING", "testing", partial(_bool, "TEND_TESTING"))
+        for name, attr, parse in (
+            ("ONCALL_PHONES", "oncall_phones", _phones),
+            ("ALERT_EMAILS", "alert_emails", _emails),
+            ("SMTP_URL", "smtp_url", _smtp_url),
+            ("ALERT_FROM_EMAIL", "alert_from_email", lambda n, raw: ",".join(_emails(n, raw))),
+            ("ALERT_WEBHOOK_URL", "alert_webhook_url", _webhook_url),
+            ("ESCALATE_AFTER_MINUTES", "escalate_after_minutes", partial(_int, minimum=1)),
+            ("STAFFED_HOURS", "staffed_hours", _hours),
+        ):
+            read(name, attr, partial(parse, name))
         values.update(overrides)
         settings, more = cls(**values)._checked(refused)
         problems.extend(more)
@@ -260,17 +345,14 @@ class Settings:
             settings = replace(settings, twilio_api_base_url=base)
         if not settings.public_base_url and not settings.production:
             settings = replace(settings, public_base_url=LOCAL_PUBLIC_BASE_URL)
-        try:
-            from zoneinfo import ZoneInfo
-
-            ZoneInfo(settings.default_timezone)
-        except Exception:
+        if not _is_zone(settings.default_timezone):
             problems.append(
                 f"DEFAULT_TIMEZONE must be an IANA zone like America/New_York, "
                 f"not {settings.default_timezone!r}"
             )
         if not settings.twilio_from_number and not settings.twilio_messaging_service_sid:
             problems.append("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        problems.extend(_alerting_problems(settings, refused))
         if settings.production:
             if settings.secret_key == DEFAULT_SECRET_KEY:
                 problems.append("SECRET_KEY is the development default")
@@ -294,3 +376,24 @@ class Settings:
             if settings.database_url.startswith("sqlite"):
                 problems.append("DATABASE_URL is missing (SQLite is for local use)")
         return settings, problems
+
+
+def _alerting_problems(settings: Settings, refused: Set[str]) -> list[str]:
+    """What keeps a crisis notification from reaching a person, as these settings stand."""
+    problems = []
+    try:
+        _phones("ONCALL_PHONES", ",".join(settings.oncall_phones))  # also numbers set in code
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+    if settings.alert_emails and "ALERT_EMAILS" not in refused:
+        if not settings.smtp_url and "SMTP_URL" not in refused:
+            problems.append("ALERT_EMAILS needs SMTP_URL (the server that sends them)")
+        if not settings.alert_from_email and "ALERT_FROM_EMAIL" not in refused:
+            problems.append("ALERT_EMAILS needs ALERT_FROM_EMAIL (the address they come from)")
+    if settings.staffed_timezone and not _is_zone(settings.staffed_timezone):
+        problems.append(f"STAFFED_TIMEZONE must be an IANA zone like America/New_York, "
+                        f"not {settings.staffed_timezone!r}")
+    webhook = settings.alert_webhook_url
+    if settings.production and webhook.startswith("http:") and not _is_local(webhook):
+        problems.append("ALERT_WEBHOOK_URL must be https in production (its path is a secret)")
+    return problems

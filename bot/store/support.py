@@ -22,6 +22,7 @@ class Staff(SQLModel, table=True):
     role: str = Field(max_length=16)  # admin, coordinator, coach, analyst
     password_hash: str = Field(max_length=255)
     totp_secret: str | None = Field(default=None, max_length=64)  # set: a second factor is asked
+    totp_last_step: int | None = None  # the last code's time step: a code is accepted once
     sees_bodies: bool = False  # an analyst granted message bodies
     failed_logins: int = 0
     locked_until: datetime | None = _when()
@@ -43,6 +44,17 @@ class AuditEvent(SQLModel, table=True):
     participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
     detail: str = Field(default="", sa_type=sa.Text)
     address: str = Field(default="", max_length=64)  # the client's IP address
+
+
+class AuditLogError(RuntimeError):
+    """An attempt to change or delete what the audit log says happened."""
+
+
+@sa.event.listens_for(AuditEvent, "before_update")
+@sa.event.listens_for(AuditEvent, "before_delete")
+def _append_only(_mapper: object, _connection: object, event: AuditEvent) -> None:
+    raise AuditLogError(f"audit event {event.id} cannot be changed or deleted: the log is "
+                        f"append-only")
 
 
 class Conversation(SQLModel, table=True):

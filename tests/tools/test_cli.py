@@ -438,3 +438,15 @@ def test_the_local_stand_ins_start_in_development(started: list[str], command: s
     result = CliRunner().invoke(main, [command], env=env)
     assert result.exit_code == 0, result.output
     assert started == [command]
+
+
+# --- bot bench ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("only", ["deliveries", "delivery,hubs"])
+def test_bench_refuses_a_section_it_does_not_have_and_lists_the_sections(only: str):
+    result = CliRunner().invoke(main, ["bench", "--only", only])
+    assert result.exit_code == 2
+    assert "is not a section; choose from delivery, dispatch, inbound, hub, simulation" in (
+        result.output
+    )
