@@ -42,6 +42,15 @@ def create_app(test_config: Settings | Mapping[str, Any] | None = None) -> Flask
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
 
+    # Read the programs and compile the crisis phrases as the process starts, not in the first
+    # texts it answers (they would wait a few hundred milliseconds for it).
+    from bot import web
+    from bot.conversation import crisis
+
+    with app.app_context():
+        web.programs()
+    crisis.ready()
+
     from bot.web import console
 
     console.init_app(app)

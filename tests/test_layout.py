@@ -15,11 +15,10 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 # Still to be split, at their size today: none may grow, and none may join them.
 TOO_LONG_YET = {
-    "bot.conversation.inbound": 411, "bot.delivery.sending": 674,
+    "bot.delivery.sending": 674,
     "bot.tools.simulate": 924,
 }
 TOO_LONG_FUNCTIONS_YET = {
-    "bot.conversation.answers.credit_answer": 86,
     "bot.delivery.sending._prepare": 127,
     "bot.tools.bench.runner._run": 220, "bot.tools.simulate.summarize": 118,
 }

@@ -246,6 +246,18 @@ def _default_phrases() -> tuple[CrisisPattern, ...]:
 _Searches = tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
 
 
+def ready() -> None:
+    """Read and compile the shipped phrase list now; otherwise the first text does it."""
+    _default_searches()
+
+
+@cache
+def _default_searches() -> _Searches:
+    """The shipped list's searches, made once per process (looking a list up in the cache below
+    hashes every pattern of it, which costs more than searching a short text)."""
+    return _searches(_default_phrases())
+
+
 @lru_cache(maxsize=16)
 def _searches(phrases: tuple[CrisisPattern, ...]) -> _Searches:
     """Per category, most serious first, the regexes that find its phrases.
@@ -276,8 +288,8 @@ def detect(body: str, phrases: list[CrisisPattern] | None = None) -> CrisisMatch
     readings = prepare(body)
     if not readings:
         return None
-    listed = _default_phrases() if phrases is None else tuple(phrases)
-    for category, regexes in _searches(listed):
+    searches = _default_searches() if phrases is None else _searches(tuple(phrases))
+    for category, regexes in searches:
         for reading in readings:
             found = [m for m in (r.search(reading.text) for r in regexes) if m is not None]
             if found:

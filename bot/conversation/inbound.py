@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from bot.care import hub
@@ -19,7 +17,8 @@ from bot.clock import now
 from bot.conversation import crisis
 from bot.conversation.answers import credit_answer
 from bot.conversation.intents import Intent, classify, keyword_of
-from bot.conversation.replies import STOP_LINE, help_text, replied_recently
+from bot.conversation.records import ReceivedText, SenderState, receive, record_outcome
+from bot.conversation.replies import STOP_LINE, InboundResult, help_text, replied_recently
 from bot.conversation.safety import (
     PAUSED_LINE,
     after_crisis,
@@ -32,53 +31,18 @@ from bot.participants import consent
 from bot.participants import enrollment as participants
 from bot.participants.phones import PhoneNumberError, mask, normalize
 from bot.settings import Settings
-from bot.store.db import insert_or_ignore
-from bot.store.models import (
-    Alert,
-    Delivery,
-    DeliveryStatus,
-    InboundMessage,
-    Participant,
-)
+from bot.store.models import Alert, Delivery, DeliveryStatus, Participant
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_REPLY_INTERVAL = timedelta(hours=24)  # answer an unknown number at most once a day
 UNKNOWN_OR_OTHER = ("unknown", "other")
 
+__all__ = ["InboundError", "InboundResult", "handle_inbound", "parse_params"]
+
 
 class InboundError(ValueError):
     """A webhook body that is not an inbound text (missing or malformed fields)."""
-
-
-@dataclass
-class InboundResult:
-    replies: list[str] = field(default_factory=list)
-    duplicate: bool = False
-    intent: str = ""
-
-
-def _record_reply(
-    *, session: Session, participant: Participant, kind: str, text: str, program: Program | None
-) -> str:
-    """Store a webhook (TwiML) reply as a delivery, so the history shows every message sent."""
-    encoded = encode(text)
-    moment = now()
-    session.add(
-        Delivery(
-            participant_id=participant.id,
-            kind=kind,
-            via="twiml",
-            due_at=moment,
-            status=DeliveryStatus.ACCEPTED,
-            body=encoded.body,
-            segments=encoded.segments,
-            encoding=encoded.encoding,
-            sent_at=moment,
-            program_version=program.version if program else None,
-        )
-    )
-    return encoded.body
 
 
 def parse_params(form: dict[str, str]) -> tuple[str, str, str, str]:
@@ -127,45 +91,18 @@ def handle_inbound(
     `programs` may be a callable: it is called only once a reply needs program content.
     """
     message_sid, sender, to, body = parse_params(form)
-    participant = participants.find_by_phone(session=session, phone=sender)
-    message = InboundMessage(
-        message_sid=message_sid,
-        participant_id=participant.id if participant else None,
-        from_phone=sender,
-        to_phone=to,
-        body=body,
-    )
-    # One statement both records the text and recognises a retried webhook (no row back),
-    # where a savepoint around an ORM flush would cost three round trips and a rollback.
-    table = InboundMessage.__table__  # type: ignore[attr-defined]
-    message.id = session.exec(
-        insert_or_ignore(session, table)
-        .values(
-            message_sid=message.message_sid,
-            participant_id=message.participant_id,
-            from_phone=message.from_phone,
-            to_phone=message.to_phone,
-            body=message.body,
-            intent=message.intent,
-            reply=message.reply,
-            received_at=message.received_at,
-        )
-        .returning(table.c.id)
-    ).scalar()
-    if message.id is None:
+    # Recording the text recognises a retried webhook (its MessageSid is recorded already).
+    received = receive(session, message_sid=message_sid, sender=sender, to=to, body=body)
+    if received is None:
         log.info("inbound %s already processed; ignoring the retry", message_sid)
         return InboundResult(duplicate=True)
-    # The row exists now: let the session track it (intent and reply are updated below).
-    make_transient_to_detached(message)
-    session.add(message)
-
+    message, state = received
     result = _respond(
         session=session, settings=settings, programs=_Programs(programs), message=message,
-        participant=participant,
+        state=state,
     )
-    message.intent = result.intent
-    message.reply = "\n".join(result.replies) or None
-    session.add(message)
+    record_outcome(session, text=message, intent=result.intent, replies=result.replies,
+                   deliveries=result.deliveries)
     return result
 
 
@@ -174,22 +111,22 @@ def _respond(
     session: Session,
     settings: Settings,
     programs: _Programs,
-    message: InboundMessage,
-    participant: Participant | None,
+    message: ReceivedText,
+    state: SenderState | None,
 ) -> InboundResult:
+    """Safety and consent first, whatever the content says; then everything else."""
     body = message.body
     intent = classify(body)
     danger = crisis.detect(body)
     result = InboundResult(intent=str(intent))
+    participant = state.participant if state else None
 
     def program_of() -> Program | None:
         return programs.get(participant.program) if participant else None
 
     def reply(kind: str, text: str, *, versioned: bool = True) -> None:
-        result.replies.append(encode(text).body if participant is None else _record_reply(
-            session=session, participant=participant, kind=kind, text=text,
-            program=program_of() if versioned else None,
-        ))
+        result.add(text, participant=participant, kind=kind,
+                   program=program_of() if versioned else None)
 
     # Safety first: crisis language always gets resources, whatever else the text says.
     if danger is not None:
@@ -211,11 +148,13 @@ def _respond(
 
     # After crisis language, until a coordinator resolves the alert, every text is kept with it
     # and answered with the resources again: never a join menu or a cheerful default.
-    alert = open_crisis_alert(session=session, participant=participant, phone=message.from_phone)
-    if alert is not None:
+    alert_id = state.crisis_alert_id if state else open_crisis_alert(
+        session=session, phone=message.from_phone)
+    if alert_id is not None:
         return after_crisis(
             session=session, settings=settings, programs=programs, message=message,
-            participant=participant, alert=alert, intent=intent, result=result, reply=reply,
+            participant=participant, alert_id=alert_id, intent=intent, result=result,
+            reply=reply,
         )
 
     if participant is not None and participant.opted_out_at is not None:
@@ -234,20 +173,24 @@ def _respond(
         return result
 
     if intent is Intent.HUMAN:
-        session.add(Alert(
-            participant_id=participant.id if participant else None, kind="human",
-            detail=f"{mask(message.from_phone)} asked to talk to a person: {body[:200]}",
-            inbound_message_id=message.id,
-        ))
+        session.add(_person_asked(message, participant))
         contact = getattr(program_of(), "contact", "") or settings.coordinator_contact
         reply("reply", f"Thanks. Your message is saved for the study team. "
                        f"To reach them directly: {contact}.")
         return result
 
     return _everyday(
-        session=session, settings=settings, programs=programs, message=message,
-        participant=participant, intent=intent, result=result, reply=reply,
-        program=program_of(),
+        session=session, settings=settings, programs=programs, message=message, state=state,
+        intent=intent, result=result, reply=reply, program_of=program_of,
+    )
+
+
+def _person_asked(message: ReceivedText, participant: Participant | None) -> Alert:
+    """The alert, for the study team, of a text that asks for a person."""
+    return Alert(
+        participant_id=participant.id if participant else None, kind="human",
+        detail=f"{mask(message.from_phone)} asked to talk to a person: {message.body[:200]}",
+        inbound_message_id=message.id,
     )
 
 
@@ -256,20 +199,20 @@ def _everyday(
     session: Session,
     settings: Settings,
     programs: _Programs,
-    message: InboundMessage,
-    participant: Participant | None,
+    message: ReceivedText,
+    state: SenderState | None,
     intent: Intent,
     result: InboundResult,
     reply: Callable[..., None],
-    program: Program | None,
+    program_of: Callable[[], Program | None],
 ) -> InboundResult:
     """A text that is no compliance keyword, crisis or request for a person: a join, CHECKIN,
     an answer, or anything else."""
     keyword = keyword_of(message.body)
     joined = next(
-        (p for p in programs.all().values() if keyword and keyword in p.join_keywords), None
-    )
-    if participant is None:
+        (p for p in programs.all().values() if keyword in p.join_keywords), None
+    ) if keyword else None
+    if state is None:
         if joined is not None:
             return _join(session=session, settings=settings, program=joined, message=message)
         if replied_recently(
@@ -278,9 +221,10 @@ def _everyday(
         ):
             return result
         result.intent = "unknown"
-        result.replies.append(encode(help_text(settings, None, programs.all())).body)
+        result.add(help_text(settings, None, programs.all()))
         return result
 
+    participant = state.participant
     if joined is not None and joined.name == participant.program:
         reply("reply", f"You're already enrolled in {joined.title}. {STOP_LINE}")
         return result
@@ -290,14 +234,15 @@ def _everyday(
         return result
 
     if intent is Intent.CHECKIN:
-        text, recorded = _checkin(session=session, participant=participant, program=program)
+        text, recorded = _checkin(session=session, participant=participant, program=program_of())
         if recorded:
             result.replies.append(text)
         else:
             reply("checkin", text)
         return result
 
-    if (answered := credit_answer(session=session, participant=participant, message=message)):
+    if answered := credit_answer(session=session, participant=participant, text=message,
+                                 questions=state.questions, deciding=state.deciding):
         result.intent = "answer"
         if answered is not True:
             reply("reply", answered)
@@ -352,7 +297,7 @@ def _checkin(
 
 
 def _join(
-    *, session: Session, settings: Settings, program: Program, message: InboundMessage
+    *, session: Session, settings: Settings, program: Program, message: ReceivedText
 ) -> InboundResult:
     try:
         with session.begin_nested():
@@ -371,11 +316,10 @@ def _join(
         if found is None:
             raise
         message.participant_id = found.id
-        text = _record_reply(
-            session=session, participant=found, kind="reply", program=program,
-            text=f"You're already enrolled in {program.title}. {STOP_LINE}",
-        )
-        return InboundResult(replies=[text], intent="join")
+        result = InboundResult(intent="join")
+        result.add(f"You're already enrolled in {program.title}. {STOP_LINE}",
+                   participant=found, program=program)
+        return result
     message.participant_id = participant.id
     try:
         text = render(program, program.welcome_template, message_context(
@@ -395,7 +339,6 @@ def _join(
             )
         )
         return InboundResult(intent="join")
-    body = _record_reply(
-        session=session, participant=participant, kind="welcome", text=text, program=program
-    )
-    return InboundResult(replies=[body], intent="join")
+    result = InboundResult(intent="join")
+    result.add(text, participant=participant, kind="welcome", program=program)
+    return result

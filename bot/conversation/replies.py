@@ -1,18 +1,49 @@
-"""Replies every part of a conversation may give: HELP, and the line on how to stop."""
+"""Replies every part of a conversation may give: HELP, and the line on how to stop; and the
+replies to one text, each recorded as a delivery when it goes to a participant."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from bot.care.programs import Program
 from bot.clock import now
+from bot.conversation.records import reply_delivery
+from bot.delivery.encoding import encode
 from bot.settings import Settings
-from bot.store.models import InboundMessage
+from bot.store.models import InboundMessage, Participant
 
 STOP_LINE = "Reply STOP to stop, HELP for help."
+
+
+@dataclass
+class InboundResult:
+    """What one text was, and the replies to send back at once (in the webhook's answer)."""
+
+    replies: list[str] = field(default_factory=list)
+    duplicate: bool = False
+    intent: str = ""
+    # The replies to a participant, as delivery rows: written with the text's outcome.
+    deliveries: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def add(
+        self, text: str, *, participant: Participant | None = None, kind: str = "reply",
+        program: Program | None = None,
+    ) -> None:
+        """Answer with `text`; to a participant, the reply is kept as a delivery too, so the
+        history shows every message sent (with the program version it came from)."""
+        encoded = encode(text)
+        self.replies.append(encoded.body)
+        if participant is not None:
+            self.deliveries.append(reply_delivery(
+                participant_id=participant.id or 0, kind=kind, body=encoded.body,
+                segments=encoded.segments, encoding=encoded.encoding,
+                program_version=program.version if program else None, moment=now(),
+            ))
 
 
 def help_text(

@@ -19,12 +19,14 @@ from bot.settings import Settings
 from bot.store.models import Alert, AlertMessage, InboundMessage, Participant
 
 if TYPE_CHECKING:
-    from bot.conversation.inbound import InboundResult, _Programs
+    from bot.conversation.inbound import _Programs
+    from bot.conversation.records import ReceivedText
+    from bot.conversation.replies import InboundResult
 
 log = logging.getLogger(__name__)
 
 def raise_crisis(
-    *, session: Session, message: InboundMessage, participant: Participant | None,
+    *, session: Session, message: ReceivedText, participant: Participant | None,
     danger: crisis.CrisisMatch,
 ) -> None:
     """The crisis alert, with its category, and the pause of automated content."""
@@ -56,19 +58,16 @@ def safety_reply(settings: Settings) -> str:
     )
 
 
-def open_crisis_alert(
-    *, session: Session, participant: Participant | None, phone: str
-) -> Alert | None:
-    """The newest unresolved crisis alert of this participant, or of this number if it is not
-    enrolled (the alert's first text came from it)."""
-    query = select(Alert).where(Alert.kind == "crisis", col(Alert.resolved_at).is_(None))
-    if participant is not None:
-        query = query.where(Alert.participant_id == participant.id)
-    else:
-        query = query.join(
-            InboundMessage, col(InboundMessage.id) == col(Alert.inbound_message_id)
-        ).where(InboundMessage.from_phone == phone, col(Alert.participant_id).is_(None))
-    return session.exec(query.order_by(col(Alert.id).desc())).first()
+def open_crisis_alert(*, session: Session, phone: str) -> int | None:
+    """The newest unresolved crisis alert of a number that is not enrolled (the alert's first
+    text came from it). An enrolled sender's is read with their state (records.sender_state)."""
+    return session.exec(
+        select(Alert.id)
+        .join(InboundMessage, col(InboundMessage.id) == col(Alert.inbound_message_id))
+        .where(Alert.kind == "crisis", col(Alert.resolved_at).is_(None),
+               InboundMessage.from_phone == phone, col(Alert.participant_id).is_(None))
+        .order_by(col(Alert.id).desc())
+    ).first()
 
 
 def after_crisis(
@@ -76,16 +75,16 @@ def after_crisis(
     session: Session,
     settings: Settings,
     programs: _Programs,
-    message: InboundMessage,
+    message: ReceivedText,
     participant: Participant | None,
-    alert: Alert,
+    alert_id: int,
     intent: Intent,
     result: InboundResult,
     reply: Callable[..., None],
 ) -> InboundResult:
     """A text while a crisis alert is open: kept with the alert, answered with the resources
     (at most every CRISIS_REPEAT_INTERVAL), HELP and START answered truthfully."""
-    session.add(AlertMessage(alert_id=alert.id or 0, inbound_message_id=message.id or 0))
+    session.add(AlertMessage(alert_id=alert_id, inbound_message_id=message.id))
     result.intent = "crisis-followup"
     if participant is not None and intent is Intent.OPT_IN and participant.opted_out_at:
         consent.opt_in(session=session, participant=participant, program=programs.get(

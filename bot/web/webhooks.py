@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.datastructures import MultiDict
 
 from bot import web
 from bot.conversation.inbound import InboundError, handle_inbound
@@ -45,6 +46,23 @@ def public_url() -> str:
     return web.settings().public_base_url + path
 
 
+class _SignedForm:
+    """The form as the validator reads it: it asks for each parameter's values with getall(),
+    which werkzeug's MultiDict calls getlist(); offered directly, no lookup fails first."""
+
+    def __init__(self, form: MultiDict[str, str]) -> None:
+        self._form = form
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._form)
+
+    def __len__(self) -> int:
+        return len(self._form)
+
+    def getall(self, name: str) -> list[str]:
+        return self._form.getlist(name)
+
+
 def signed(view: Callable[..., Any]) -> Callable[..., Any]:
     """Refuse (403, nothing changed) any request whose X-Twilio-Signature does not verify."""
 
@@ -52,7 +70,8 @@ def signed(view: Callable[..., Any]) -> Callable[..., Any]:
     def checked(*args: Any, **kwargs: Any) -> Any:
         signature = request.headers.get("X-Twilio-Signature", "")
         validator = RequestValidator(web.settings().twilio_auth_token)
-        if not signature or not validator.validate(public_url(), request.form, signature):
+        form = _SignedForm(request.form)
+        if not signature or not validator.validate(public_url(), form, signature):
             log.warning(
                 "refused %s: %s signature", request.path, "bad" if signature else "missing"
             )

@@ -134,6 +134,16 @@ def test_everyday_exaggerations_are_not_crises(text_bot, session, text):
     assert session.exec(select(Alert)).all() == []
 
 
+def test_crisis_language_in_a_revocation_gets_resources_and_the_opt_out(text_bot, session):
+    text_bot(MAYA, "JOIN")
+    safety, confirmation = text_bot(MAYA, "please stop texting me, i want to kill myself").replies
+    assert "988" in safety and "unsubscribed" in confirmation
+    maya = participant(session)
+    assert maya.opted_out_at is not None and maya.paused_at is not None
+    sent = session.exec(select(Delivery.kind).where(Delivery.via == "twiml")).all()
+    assert sorted(sent) == ["confirmation", "safety", "welcome"]  # each reply in the history
+
+
 def test_crisis_language_from_an_unknown_number_still_gets_resources(text_bot, session):
     [reply] = text_bot(STRANGER, "I want to end my life").replies
     assert "988" in reply
@@ -190,3 +200,54 @@ def test_a_broken_program_edit_never_stops_stop_from_working(
     assert "unsubscribed" in confirmation
     assert participant(session).opted_out_at is not None
     assert pending(session) == []
+
+
+def test_the_sqlite_default_credits_answers_and_records_replies_the_same(settings, tmp_path):
+    """SQLite, the zero-setup database, takes two statements where PostgreSQL takes one."""
+    from bot.care.programs import load_programs
+    from bot.conversation.inbound import handle_inbound
+    from bot.store.db import create_tables, get_engine, session_scope
+    from tests.conftest import inbound_params
+
+    url = f"sqlite:///{tmp_path / 'tend.db'}"
+    engine = get_engine(url)
+    create_tables(engine)
+    local = settings.with_overrides(database_url=url)
+    programs = load_programs(local.narratives_dir)
+
+    def text(body: str, sid: str | None = None):
+        with session_scope(engine) as s:
+            return handle_inbound(session=s, settings=local, programs=programs,
+                                  form=inbound_params(MAYA, body, sid))
+
+    try:
+        with freeze_time("2026-05-04 14:00:00"):
+            assert "Daily Check-in" in text("JOIN").replies[0]
+        with Session(engine) as s:
+            question = s.exec(
+                select(Delivery).where(Delivery.event_key == "evening_rating#1")
+            ).one()
+            question.status, question.sent_at = DeliveryStatus.DELIVERED, question.due_at
+            asked_at, question_id = question.due_at, question.id
+            s.add(question)
+            s.commit()
+        with freeze_time(asked_at + timedelta(minutes=20)):
+            [clarify] = text("hmm not sure").replies
+            assert "1 (hard) to 5 (good)" in clarify
+            [thanks] = text("4", "SMfour").replies
+            assert "Thanks" in thanks
+            assert text("4", "SMfour").duplicate  # Twilio's retry of the same text
+            [confirmation] = text("STOP").replies
+            assert "unsubscribed" in confirmation
+        with Session(engine) as s:
+            answer = s.exec(select(Answer)).one()
+            assert (answer.delivery_id, answer.value) == (question_id, 4.0)
+            texts = s.exec(select(InboundMessage).order_by(col(InboundMessage.id))).all()
+            assert [(t.intent, t.reply is not None) for t in texts] == [
+                ("join", True), ("answer", True), ("answer", True), ("opt_out", True)
+            ]
+            replies = s.exec(select(Delivery).where(Delivery.via == "twiml")).all()
+            assert sorted(d.kind for d in replies) == ["confirmation", "reply", "reply", "welcome"]
+            assert s.get(Participant, answer.participant_id).opted_out_at is not None
+    finally:
+        engine.dispose()

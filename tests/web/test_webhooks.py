@@ -181,3 +181,22 @@ def test_the_longest_text_twilio_delivers_is_well_within_the_limit(text_bot, ses
 def test_a_signed_status_callback_is_still_accepted(twilio_post):
     params = {"MessageSid": "SM" + "b" * 32, "MessageStatus": "delivered", "AccountSid": "AC"}
     assert twilio_post("/twilio/status", params).status_code == 204
+
+
+def test_a_coordinator_s_program_edit_is_served_a_second_later(app, text_bot, settings, tmp_path):
+    import shutil
+    from datetime import timedelta
+
+    from freezegun import freeze_time
+
+    narratives = tmp_path / "narratives"
+    shutil.copytree(settings.narratives_dir, narratives)
+    app.config["TEND"] = settings.with_overrides(narratives_dir=narratives)
+    definition = narratives / "daily-checkin" / "program.yaml"
+    with freeze_time("2026-05-04 14:00:00") as clock:
+        text_bot(PARENT, "JOIN")
+        edited = definition.read_text().replace("title: Daily Check-in", "title: Evening Check-in")
+        definition.write_text(edited)
+        clock.tick(timedelta(seconds=1))
+        [answer] = text_bot(PARENT, "HELP").replies
+    assert answer.startswith("Evening Check-in:")

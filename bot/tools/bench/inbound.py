@@ -16,6 +16,9 @@ from bot.tools.bench import fixtures
 from bot.tools.bench.stage import cpu_seconds, cpu_spent
 
 CpuGroups = Callable[[], dict[str, list[int] | str]]
+# The CPU groups that are the bot's own cost: the web processes and the database. The client
+# (this process, driving the requests) shares the cores but is not the bot.
+BOT_GROUPS = ("web", "postgres")
 
 
 @dataclass
@@ -30,6 +33,23 @@ class InboundRun:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def cpu_ms_per_request(self, *groups: str) -> float:
+        """CPU milliseconds the named groups (the bot's, BOT_GROUPS, by default) spent per
+        request."""
+        spent = sum(self.cpu.get(group, 0.0) for group in groups or BOT_GROUPS)
+        return 1000 * spent / self.requests if self.requests else 0.0
+
+    def figures(self) -> dict[str, float]:
+        """The run's figures under the names of `bot bench`'s JSON line."""
+        return {
+            "inbound_rps": round(self.rate, 1),
+            "inbound_p50_ms": round(self.percentile(0.50), 1),
+            "inbound_p99_ms": round(self.percentile(0.99), 1),
+            "inbound_cpu_ms_per_request": round(self.cpu_ms_per_request(), 3),
+            "inbound_web_cpu_ms_per_request": round(self.cpu_ms_per_request("web"), 3),
+            "inbound_postgres_cpu_ms_per_request": round(self.cpu_ms_per_request("postgres"), 3),
+        }
 
     def percentile(self, fraction: float) -> float:
         if not self.latencies_ms:
