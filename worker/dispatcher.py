@@ -16,8 +16,11 @@ from rq import Queue
 from sqlalchemy.engine import Engine
 
 from bot.care import hub
+from bot.clock import now
 from bot.delivery import outbox
+from bot.delivery.provider import SmsSender
 from bot.delivery.status import apply_unmatched
+from bot.people.escalation import notify_due
 from bot.settings import Settings
 from bot.store.db import session_scope
 from worker import jobs
@@ -34,6 +37,7 @@ class Tick:
     stale: int = 0
     callbacks: int = 0
     evaluations: int = 0
+    notified: int = 0  # crisis alerts whose on-call people were told this tick
 
 
 def _enqueue(queue: Queue, ids: list[int]) -> None:
@@ -82,6 +86,7 @@ def tick(*, engine: Engine, queue: Queue, settings: Settings) -> Tick:
         result.callbacks = apply_unmatched(
             session=session, max_attempts=settings.max_send_attempts
         )
+    result.notified = notify_due(engine, settings, now(), sms=SmsSender)
     return result
 
 
@@ -100,7 +105,7 @@ def run(*, engine: Engine, queue: Queue, settings: Settings, once: bool = False)
         started = time.monotonic()
         try:
             result = tick(engine=engine, queue=queue, settings=settings)
-            if result.due or result.requeued or result.stale:
+            if result.due or result.requeued or result.stale or result.notified:
                 log.info("dispatched %s", result)
         except Exception:
             # A database or Redis hiccup must not end the loop; SQL still holds every row.

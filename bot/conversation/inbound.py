@@ -30,6 +30,7 @@ from bot.delivery.encoding import encode
 from bot.participants import consent
 from bot.participants import enrollment as participants
 from bot.participants.phones import PhoneNumberError, mask, normalize
+from bot.people.escalation import acknowledgement_by_sms
 from bot.settings import Settings
 from bot.store.models import Alert, Delivery, DeliveryStatus, Participant
 
@@ -97,10 +98,15 @@ def handle_inbound(
         log.info("inbound %s already processed; ignoring the retry", message_sid)
         return InboundResult(duplicate=True)
     message, state = received
-    result = _respond(
-        session=session, settings=settings, programs=_Programs(programs), message=message,
-        state=state,
-    )
+    acknowledged = acknowledgement_by_sms(session, settings, sender, body, now())
+    if acknowledged is not None:  # an on-call person's ACK: the escalation stops
+        result = InboundResult(intent="acknowledgement")
+        result.add(acknowledged)
+    else:
+        result = _respond(
+            session=session, settings=settings, programs=_Programs(programs), message=message,
+            state=state,
+        )
     record_outcome(session, text=message, intent=result.intent, replies=result.replies,
                    deliveries=result.deliveries)
     return result
@@ -132,7 +138,8 @@ def _respond(
     if danger is not None:
         result.intent = "crisis"
         raise_crisis(session=session, message=message, participant=participant, danger=danger)
-        reply("safety", safety_reply(settings), versioned=False)
+        reply("safety", safety_reply(settings, participant.timezone if participant else None),
+              versioned=False)
         if intent is not Intent.OPT_OUT:
             return result
 

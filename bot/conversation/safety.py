@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
+from bot.clock import now
 from bot.conversation import crisis
 from bot.conversation.intents import Intent
 from bot.conversation.replies import help_text, replied_recently
 from bot.participants import consent
 from bot.participants.phones import mask
+from bot.people.escalation import schedule_first_notification
+from bot.people.oncall import promise
 from bot.settings import Settings
 from bot.store.models import Alert, AlertMessage, InboundMessage, Participant
 
@@ -30,15 +33,15 @@ def raise_crisis(
     danger: crisis.CrisisMatch,
 ) -> None:
     """The crisis alert, with its category, and the pause of automated content."""
-    session.add(
-        Alert(
-            participant_id=participant.id if participant else None,
-            kind="crisis",
-            category=danger.category,
-            detail=f"{danger.category}: matched '{danger.phrase}' from {mask(message.from_phone)}",
-            inbound_message_id=message.id,
-        )
+    alert = Alert(
+        participant_id=participant.id if participant else None,
+        kind="crisis",
+        category=danger.category,
+        detail=f"{danger.category}: matched '{danger.phrase}' from {mask(message.from_phone)}",
+        inbound_message_id=message.id,
     )
+    schedule_first_notification(alert, now())  # the dispatcher's next tick tells a person
+    session.add(alert)
     log.warning("crisis language from %s (%s)", mask(message.from_phone), danger.category)
     if participant is not None:
         consent.pause(session=session, participant=participant, reason="crisis language")
@@ -48,14 +51,12 @@ PAUSED_LINE = "Automated messages stay paused until our team has been in touch w
 CRISIS_REPEAT_INTERVAL = timedelta(minutes=15)  # the resources again at most this often
 
 
-def safety_reply(settings: Settings) -> str:
-    """The reply to crisis language. It names the resources and what Tend does; it promises
-    that a person will reach out only when one has actually been told, and no notification
-    channel reaches a person yet, so it does not."""
-    return (
-        f"We care about your safety. {settings.crisis_resources} "
-        f"Automated messages are paused and your message is saved for the study team."
-    )
+def safety_reply(settings: Settings, timezone: str | None = None) -> str:
+    """The reply to crisis language: the resources, and what happens next. It says a person
+    will reach out only when a notification channel reaches one (and, with STAFFED_HOURS,
+    within them); otherwise when someone will see the message (bot.people.oncall.promise)."""
+    next_step = promise(settings, now(), timezone)
+    return f"We care about your safety. {settings.crisis_resources} {next_step}"
 
 
 def open_crisis_alert(*, session: Session, phone: str) -> int | None:
@@ -105,5 +106,6 @@ def after_crisis(
     if not replied_recently(session=session, phone=message.from_phone,
                             intents=("crisis", "crisis-followup"),
                             within=CRISIS_REPEAT_INTERVAL, exclude=message.id):
-        reply("safety", safety_reply(settings), versioned=False)
+        reply("safety", safety_reply(settings, participant.timezone if participant else None),
+              versioned=False)
     return result

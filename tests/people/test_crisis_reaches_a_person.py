@@ -27,11 +27,6 @@ from worker import dispatcher
 
 pytestmark = [
     PLAIN_LOGIN,
-    pytest.mark.skip(reason=(
-        "waits for the wiring of crisis notifications: worker/dispatcher.py's tick calls "
-        "bot.people.escalation.notify_due, raise_crisis calls schedule_first_notification, "
-        "the inbound handler answers acknowledgement_by_sms, safety_reply uses promise"
-    )),
 ]
 
 # Sam is enrolled in daily check-ins; the study's on-call rota and team inbox are set.
