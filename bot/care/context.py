@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.care.narrative import base_context
@@ -12,17 +13,20 @@ from bot.care.outcomes import history_of, run_summary
 from bot.care.programs import Intervention, Program
 from bot.store.models import Answer, Delivery, InterventionRun, Participant
 
+_ANSWERS = (  # built once: it runs for every batch rendered
+    select(Answer.participant_id, Answer.value, Answer.raw, Answer.answered_at, Answer.missing)
+    .where(col(Answer.participant_id).in_(bindparam("participants", expanding=True)))
+    .order_by(col(Answer.answered_at), col(Answer.id))
+)
 
-def answers_of(session: Session, participant_ids: set[int]) -> dict[int, list[Answer]]:
-    """Each participant's answers, oldest first, in one query."""
-    found: dict[int, list[Answer]] = {pid: [] for pid in participant_ids}
+
+def answers_of(session: Session, participant_ids: set[int]) -> dict[int, list[Any]]:
+    """Each participant's answers, oldest first, in one query: rows with what a template may
+    see of an answer (value, raw, answered_at, missing), not whole records."""
+    found: dict[int, list[Any]] = {pid: [] for pid in participant_ids}
     if participant_ids:
-        for answer in session.exec(
-            select(Answer)
-            .where(col(Answer.participant_id).in_(participant_ids))
-            .order_by(col(Answer.answered_at), col(Answer.id))
-        ):
-            found[answer.participant_id].append(answer)
+        for row in session.exec(_ANSWERS, params={"participants": list(participant_ids)}):
+            found[row.participant_id].append(row)
     return found
 
 
@@ -32,7 +36,7 @@ def message_context(
     participant: Participant,
     program: Program,
     delivery: Delivery,
-    answers: Sequence[Answer] | None = None,
+    answers: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """What a template may use: see narratives/README.md, "Templates".
 

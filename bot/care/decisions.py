@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from bot.care.outcomes import close_run, record_missing
@@ -101,7 +101,7 @@ def decide(
     """Apply the program's rules to a delivery about to be sent (its row is locked)."""
     if delivery.kind == "reminder":
         return _decide_reminder(session, delivery)
-    run = session.get(InterventionRun, delivery.run_id) if delivery.run_id else None
+    run, narrative_pending = _run_of(session, delivery)
     if run is not None and run.ended_at is not None:
         return Decision("cancel", f"its intervention ended ({run.end_reason})")
     if delivery.kind == "narrative" or delivery.kind != "event" or not delivery.event_key:
@@ -110,7 +110,7 @@ def decide(
     if event is None:
         return Decision("cancel", f"event {delivery.event_key} is not in program version "
                                   f"{program.version}")
-    if run is not None and _narrative_pending(session, run):
+    if run is not None and narrative_pending:
         return Decision("defer", "its narrative goes first", until=moment + NARRATIVE_FIRST)
     needs_rules = event.is_decision_point or (
         intervention is not None
@@ -224,18 +224,37 @@ class _Point:
         return SEND
 
 
-def _narrative_pending(session: Session, run: InterventionRun) -> bool:
-    return session.exec(
-        select(Delivery.id).where(
-            Delivery.run_id == run.id,
-            Delivery.kind == "narrative",
-            col(Delivery.status).in_(UNSENT),
-        )
-    ).first() is not None
+_RUN = bindparam("run")
+# The run, and whether its narrative is still to be sent.
+_RUN_AND_NARRATIVE = select(
+    InterventionRun,
+    select(Delivery.id).where(
+        col(Delivery.run_id) == _RUN, Delivery.kind == "narrative",
+        col(Delivery.status).in_(UNSENT),
+    ).exists(),
+).where(col(InterventionRun.id) == _RUN)
+# A reminder's prompt, with its answer's id if it has one.
+_PROMPT_AND_ANSWER = (
+    select(Delivery, Answer.id)
+    .outerjoin(Answer, col(Answer.delivery_id) == col(Delivery.id))
+    .where(col(Delivery.id) == bindparam("prompt"))
+)
+
+
+def _run_of(session: Session, delivery: Delivery) -> tuple[InterventionRun | None, bool]:
+    """The delivery's run, and whether the run's narrative is still to be sent: one query."""
+    if not delivery.run_id:
+        return None, False
+    found = session.exec(_RUN_AND_NARRATIVE, params={"run": delivery.run_id}).first()
+    return (found[0], bool(found[1])) if found is not None else (None, False)
 
 
 def _decide_reminder(session: Session, reminder: Delivery) -> Decision:
-    prompt = session.get(Delivery, int((reminder.context or {}).get("reminds") or 0))
+    # The prompt, and whether it has an answer, in one query.
+    found = session.exec(
+        _PROMPT_AND_ANSWER, params={"prompt": int((reminder.context or {}).get("reminds") or 0)}
+    ).first()
+    prompt, answered = found if found is not None else (None, None)
     text = str((reminder.context or {}).get("text") or "")
     if prompt is None or prompt.status == DeliveryStatus.CANCELLED or not text:
         return Decision("cancel", "its question was not sent")
@@ -245,9 +264,6 @@ def _decide_reminder(session: Session, reminder: Delivery) -> Decision:
             return Decision("defer", "its question is not sent yet",
                             until=max(prompt.due_at, reminder.due_at) + timedelta(hours=after))
         return Decision("cancel", "its question was not delivered")
-    answered = session.exec(
-        select(Answer.id).where(Answer.delivery_id == prompt.id)
-    ).first()
     if answered is not None:
         return Decision("cancel", "already answered")
     after = timedelta(hours=float((reminder.context or {}).get("after_hours") or 1))

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 
@@ -60,13 +61,19 @@ def _periodic_after(
     return candidate
 
 
+_OPEN_RUN = (  # built once: every evaluation asks
+    select(InterventionRun)
+    .where(col(InterventionRun.participant_id) == bindparam("participant"),
+           col(InterventionRun.ended_at).is_(None))
+    .order_by(col(InterventionRun.id).desc())
+    .limit(1)
+)
+_PARTICIPANT = select(Participant).where(col(Participant.id) == bindparam("participant"))
+_LOCKED_PARTICIPANT = _PARTICIPANT.with_for_update()
+
+
 def open_run(session: Session, participant_id: int) -> InterventionRun | None:
-    return session.exec(
-        select(InterventionRun)
-        .where(InterventionRun.participant_id == participant_id,
-               col(InterventionRun.ended_at).is_(None))
-        .order_by(col(InterventionRun.id).desc())
-    ).first()
+    return session.exec(_OPEN_RUN, params={"participant": participant_id}).first()
 
 
 def schedule(
@@ -303,10 +310,11 @@ def evaluate_participant(*, engine: Engine, programs: dict[str, Program], partic
     """The hub job for one participant: lock them, evaluate, commit."""
     moment = moment or now()
     with session_scope(engine) as session:
-        query = select(Participant).where(Participant.id == participant_id)
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        participant = session.exec(query).first()
+        locks = session.get_bind().dialect.name == "postgresql"
+        participant = session.exec(
+            _LOCKED_PARTICIPANT if locks else _PARTICIPANT,
+            params={"participant": participant_id},
+        ).first()
         if participant is None:
             return "no such participant"
         program = programs.get(participant.program)

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import and_, bindparam, case, func
 from sqlmodel import Session, col, select, update
 
 from bot.care.programs import Program
@@ -40,25 +41,39 @@ def add_answer(session: Session, answer: Answer) -> bool:
     return answer.id is not None
 
 
-def record_missing(*, session: Session, participant_id: int, moment: datetime,
-                   run: InterventionRun | None = None, force: bool = False) -> int:
-    """Record a missing answer for each sent question whose timeout passed with no reply."""
-    query = select(Delivery).where(
-        Delivery.participant_id == participant_id,
+# Statements built once, with bound parameters (they run for every decision and evaluation).
+_PARTICIPANT = bindparam("participant")
+_UNANSWERED = (
+    select(Delivery.id, Delivery.sent_at, Delivery.assessment)
+    .where(
+        col(Delivery.participant_id) == _PARTICIPANT,
         col(Delivery.assessment).is_not(None),
         col(Delivery.sent_at).is_not(None),
-        ~select(Answer.id).where(Answer.delivery_id == Delivery.id).exists(),
+        ~select(Answer.id).where(col(Answer.delivery_id) == col(Delivery.id)).exists(),
     )
-    if run is not None:
-        query = query.where(Delivery.run_id == run.id)
+    .order_by(col(Delivery.id))
+)
+_UNANSWERED_IN_RUN = _UNANSWERED.where(col(Delivery.run_id) == bindparam("run"))
+
+
+def record_missing(*, session: Session, participant_id: int, moment: datetime,
+                   run: InterventionRun | None = None, force: bool = False) -> int:
+    """Record a missing answer for each sent question whose timeout passed with no reply
+    (oldest question first)."""
+    if run is None:
+        prompts = session.exec(_UNANSWERED, params={"participant": participant_id})
+    else:
+        prompts = session.exec(
+            _UNANSWERED_IN_RUN, params={"participant": participant_id, "run": run.id}
+        )
     recorded = 0
-    for prompt in session.exec(query).all():
-        timeout = timedelta(hours=float((prompt.assessment or {}).get("timeout_hours") or 36))
-        if force or as_utc(prompt.sent_at) + timeout <= moment:  # type: ignore[arg-type]
+    for prompt_id, sent_at, assessment in prompts.all():
+        timeout = timedelta(hours=float((assessment or {}).get("timeout_hours") or 36))
+        if force or as_utc(sent_at) + timeout <= moment:
             # Conditional: a real reply committed meanwhile keeps its place (one question, one
             # answer, by the unique constraint).
             recorded += add_answer(session, Answer(
-                participant_id=participant_id, delivery_id=prompt.id or 0, missing=True,
+                participant_id=participant_id, delivery_id=prompt_id or 0, missing=True,
                 answered_at=moment,
             ))
     if recorded:
@@ -107,14 +122,15 @@ def close_run(
     return outcome
 
 
+_WAITING = select(Delivery.id).where(
+    col(Delivery.run_id) == bindparam("run"), col(Delivery.status).in_(UNSENT),
+    Delivery.kind != "reminder",
+).limit(1)
+
+
 def run_is_over(session: Session, run: InterventionRun, moment: datetime) -> bool:
     """Nothing of the run left to send, and each question answered or past its timeout."""
-    waiting = session.exec(
-        select(Delivery.id).where(
-            Delivery.run_id == run.id, col(Delivery.status).in_(UNSENT),
-            Delivery.kind != "reminder",
-        )
-    ).first()
+    waiting = session.exec(_WAITING, params={"run": run.id}).first()
     if waiting is not None:
         return False
     tally = run_tally(session, run)
@@ -123,32 +139,35 @@ def run_is_over(session: Session, run: InterventionRun, moment: datetime) -> boo
     )
 
 
+_OPEN_POINTS = select(DecisionPoint).where(
+    col(DecisionPoint.participant_id) == _PARTICIPANT,
+    col(DecisionPoint.outcome_status).is_(None),
+)
+_ANSWERS_SINCE = (
+    select(Answer.value, Answer.answered_at)
+    .where(col(Answer.participant_id) == _PARTICIPANT, col(Answer.missing).is_(False),
+           col(Answer.answered_at) >= bindparam("since"))
+    .order_by(col(Answer.answered_at), col(Answer.id))
+)
+
+
 def settle_decisions(*, session: Session, participant_id: int, moment: datetime) -> None:
     """Fill in the proximal outcome of decision points: the first answer within 24 hours, or
     missing once 24 hours passed without one."""
-    open_points = session.exec(
-        select(DecisionPoint).where(
-            DecisionPoint.participant_id == participant_id,
-            col(DecisionPoint.outcome_status).is_(None),
-        )
-    ).all()
+    open_points = session.exec(_OPEN_POINTS, params={"participant": participant_id}).all()
     if not open_points:
         return
     earliest = min(as_utc(p.decided_at) for p in open_points)
     answers = session.exec(
-        select(Answer).where(
-            Answer.participant_id == participant_id,
-            col(Answer.missing).is_(False),
-            Answer.answered_at >= earliest,
-        ).order_by(col(Answer.answered_at), col(Answer.id))
+        _ANSWERS_SINCE, params={"participant": participant_id, "since": earliest}
     ).all()
     for point in open_points:
         decided = as_utc(point.decided_at)
-        first = next((a for a in answers
-                      if decided <= as_utc(a.answered_at) <= decided + OUTCOME_WINDOW), None)
+        first = next(((value, at) for value, at in answers
+                      if decided <= as_utc(at) <= decided + OUTCOME_WINDOW), None)
         if first is not None:
-            point.outcome, point.outcome_status = first.value, "answered"
-            point.outcome_at = first.answered_at
+            point.outcome, point.outcome_status = first[0], "answered"
+            point.outcome_at = first[1]
         elif decided + OUTCOME_WINDOW <= moment:
             point.outcome_status, point.outcome_at = "missing", moment
         else:
@@ -156,31 +175,73 @@ def settle_decisions(*, session: Session, participant_id: int, moment: datetime)
         session.add(point)
 
 
-def run_summary(session: Session, run: InterventionRun, program: Program) -> dict[str, Any]:
-    """One micro intervention as templates see it (history.interventions, previous)."""
-    intervention = program.intervention(run.intervention)
-    level = program.level(run.level)
-    tally = run_tally(session, run)
+def _summary(
+    program: Program, key: str, level_key: str, started: datetime, ended: datetime | None,
+    outcome: str | None, asked: int, answered: int, missing: int,
+) -> dict[str, Any]:
+    intervention = program.intervention(key)
+    level = program.level(level_key)
     return {
-        "key": run.intervention,
-        "title": intervention.title if intervention else run.intervention,
-        "level": level.title if level else run.level,
-        "started": run.started_at,
-        "ended": run.ended_at,
-        "outcome": run.outcome,
-        "asked": tally["asked"],
-        "answered": tally["answered"],
-        "missing": tally["missing"],
+        "key": key,
+        "title": intervention.title if intervention else key,
+        "level": level.title if level else level_key,
+        "started": started,
+        "ended": ended,
+        "outcome": outcome,
+        "asked": asked,
+        "answered": answered,
+        "missing": missing,
     }
 
 
+def run_summary(session: Session, run: InterventionRun, program: Program) -> dict[str, Any]:
+    """One micro intervention as templates see it (history.interventions, previous)."""
+    tally = run_tally(session, run)
+    return _summary(program, run.intervention, run.level, run.started_at, run.ended_at,
+                    run.outcome, tally["asked"], tally["answered"], tally["missing"])
+
+
+def _history_statement() -> Any:
+    """Every run of a participant, oldest first, with its questions counted, in one query."""
+    run = InterventionRun.__table__  # type: ignore[attr-defined]
+    delivery = Delivery.__table__  # type: ignore[attr-defined]
+    answer = Answer.__table__  # type: ignore[attr-defined]
+    participant = bindparam("participant")
+
+    def count(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    # The participant's deliveries of any run, each with its answer: counted per run.
+    tallies = (
+        select(
+            delivery.c.run_id,
+            count(and_(delivery.c.assessment.is_not(None), delivery.c.sent_at.is_not(None)))
+            .label("asked"),
+            count(answer.c.missing.is_(False)).label("answered"),
+            count(answer.c.missing.is_(True)).label("missing"),
+        )
+        .select_from(delivery.outerjoin(answer, answer.c.delivery_id == delivery.c.id))
+        .where(delivery.c.participant_id == participant, delivery.c.run_id.is_not(None))
+        .group_by(delivery.c.run_id)
+        .subquery()
+    )
+    return (
+        select(run.c.intervention, run.c.level, run.c.started_at, run.c.ended_at,
+               run.c.outcome, func.coalesce(tallies.c.asked, 0),
+               func.coalesce(tallies.c.answered, 0), func.coalesce(tallies.c.missing, 0))
+        .select_from(run.outerjoin(tallies, tallies.c.run_id == run.c.id))
+        .where(run.c.participant_id == participant)
+        .order_by(run.c.started_at, run.c.id)
+    )
+
+
+_HISTORY = _history_statement()
+
+
 def history_of(session: Session, participant_id: int, program: Program) -> list[dict[str, Any]]:
+    """Every micro intervention of the participant, oldest first, as `run_summary` has each,
+    in one query however many there were."""
     if not program.interventions:
         return []
-    runs = session.exec(
-        select(InterventionRun)
-        .where(InterventionRun.participant_id == participant_id)
-        .order_by(col(InterventionRun.started_at), col(InterventionRun.id))
-    ).all()
-    return [run_summary(session, run, program) for run in runs]
-
+    rows = session.exec(_HISTORY, params={"participant": participant_id}).all()
+    return [_summary(program, *row) for row in rows]

@@ -124,6 +124,7 @@ def plan_occurrences(
     start_day = local_day(moment, participant)
     previous_day = start_day if run is not None else enrollment_day
     added: list[Delivery] = []
+    reminded: list[tuple[Delivery, EventSpec]] = []
     for event in events:
         if event.alternative:
             continue
@@ -161,9 +162,12 @@ def plan_occurrences(
             session.add(prompt)
             added.append(prompt)
             if event.assessment and event.assessment.reminder_after_hours is not None:
-                session.flush()
-                if (reminder := _reminder(prompt, event)) is not None:
-                    session.add(reminder)
+                reminded.append((prompt, event))
+    if reminded:
+        session.flush()  # one INSERT for the prompts; each reminder names its prompt's id
+        for prompt, event in reminded:
+            if (reminder := _reminder(prompt, event)) is not None:
+                session.add(reminder)
     return added
 
 

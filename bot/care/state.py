@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, bindparam, func, or_
 from sqlmodel import Session, col, select
 
 from bot.care.planning import attributes_of, local_day
@@ -32,39 +32,77 @@ PENDING = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED)
 UNSENT = (*PENDING, DeliveryStatus.SENDING)
 
 
-def _numeric(values: list[Answer]) -> list[float]:
-    return [a.value for a in values if not a.missing and a.value is not None]
+# The statements below are built once, with bound parameters: a rule's state is read for
+# every decision point and hub evaluation, and building a statement costs as much as running it.
+_PARTICIPANT = bindparam("participant")
+_ASKED = and_(col(Delivery.assessment).is_not(None), col(Delivery.sent_at).is_not(None))
+
+# The latest 40 prompts sent, each with whether a real answer came back.
+_LATEST_PROMPTS = (
+    select(Delivery.sent_at, col(Answer.id).is_not(None))
+    .select_from(Delivery)
+    .outerjoin(Answer, and_(
+        col(Answer.delivery_id) == col(Delivery.id),
+        col(Answer.participant_id) == _PARTICIPANT,
+        col(Answer.missing).is_(False),
+    ))
+    .where(col(Delivery.participant_id) == _PARTICIPANT, _ASKED,
+           col(Delivery.sent_at) <= bindparam("moment"))
+    .order_by(col(Delivery.sent_at).desc(), col(Delivery.id).desc())
+    .limit(40)
+)
+
+# The latest answer to each state assessment: the database picks it, so a year of answers
+# costs no more here than a week.
+_STATE_KEY = col(Delivery.assessment)["state_key"].as_string()
+_RANKED_STATE = (
+    select(
+        _STATE_KEY.label("key"), Answer.value, Answer.label, Answer.answered_at, Answer.id,
+        func.row_number().over(
+            partition_by=_STATE_KEY,
+            order_by=(col(Answer.answered_at).desc(), col(Answer.id).desc()),
+        ).label("rank"),
+    )
+    .join(Delivery, col(Delivery.id) == col(Answer.delivery_id))
+    .where(col(Answer.participant_id) == _PARTICIPANT, Delivery.kind == "state",
+           col(Answer.missing).is_(False))
+    .subquery()
+)
+_LATEST_STATE = (
+    select(_RANKED_STATE.c.key, _RANKED_STATE.c.value, _RANKED_STATE.c.label)
+    .where(_RANKED_STATE.c.rank == 1)
+    .order_by(_RANKED_STATE.c.answered_at, _RANKED_STATE.c.id)
+)
+
+_OUTCOMES = (
+    select(InterventionRun.intervention, InterventionRun.outcome)
+    .where(col(InterventionRun.participant_id) == _PARTICIPANT,
+           col(InterventionRun.outcome).is_not(None))
+    .order_by(col(InterventionRun.ended_at), col(InterventionRun.id))
+)
+
+# A run's deliveries that asked something or were answered, each with its answer.
+_RUN_ANSWERS = (
+    select(_ASKED, Answer.id, Answer.missing, Answer.value)
+    .select_from(Delivery)
+    .outerjoin(Answer, col(Answer.delivery_id) == col(Delivery.id))
+    .where(col(Delivery.run_id) == bindparam("run"), or_(_ASKED, col(Answer.id).is_not(None)))
+    .order_by(col(Answer.answered_at), col(Answer.id))
+)
 
 
 def engagement(session: Session, participant_id: int, moment: datetime) -> dict[str, Any]:
     """unanswered_in_a_row and the 7-day response_rate, from the latest prompts sent."""
     prompts = session.exec(
-        select(Delivery.id, Delivery.sent_at)
-        .where(
-            Delivery.participant_id == participant_id,
-            col(Delivery.assessment).is_not(None),
-            col(Delivery.sent_at).is_not(None),
-            Delivery.sent_at <= moment,
-        )
-        .order_by(col(Delivery.sent_at).desc())
-        .limit(40)
+        _LATEST_PROMPTS, params={"participant": participant_id, "moment": moment}
     ).all()
-    answered = set(
-        session.exec(
-            select(Answer.delivery_id).where(
-                Answer.participant_id == participant_id,
-                col(Answer.delivery_id).in_([p.id for p in prompts]),
-                col(Answer.missing).is_(False),
-            )
-        )
-    ) if prompts else set()
     in_a_row = 0
-    for prompt in prompts:
-        if prompt.id in answered:
+    for _, was_answered in prompts:
+        if was_answered:
             break
         in_a_row += 1
-    week = [p for p in prompts if as_utc(p.sent_at) >= moment - timedelta(days=7)]
-    rate = sum(1 for p in week if p.id in answered) / len(week) if week else 1.0
+    week = [bool(was) for sent, was in prompts if as_utc(sent) >= moment - timedelta(days=7)]
+    rate = sum(week) / len(week) if week else 1.0
     return {"unanswered_in_a_row": in_a_row, "response_rate": round(rate, 3)}
 
 
@@ -73,55 +111,31 @@ def state_of(session: Session, participant_id: int, program: Program) -> dict[st
     state: dict[str, Any] = {}
     if program.hub is not None and program.hub.state is not None:
         state[program.hub.state.key] = None
-    rows = session.exec(
-        select(Answer, Delivery.assessment)
-        .join(Delivery, col(Delivery.id) == col(Answer.delivery_id))
-        .where(
-            Answer.participant_id == participant_id,
-            Delivery.kind == "state",
-            col(Answer.missing).is_(False),
-        )
-        .order_by(col(Answer.answered_at), col(Answer.id))
-    ).all()
-    for answer, spec in rows:
-        key = (spec or {}).get("state_key")
-        if key:
-            state[key] = answer.value if answer.value is not None else answer.label
+    for name, value, label in session.exec(
+        _LATEST_STATE, params={"participant": participant_id}
+    ).all():
+        if name:
+            state[name] = value if value is not None else label
     return state
 
 
 def outcomes_of(session: Session, participant_id: int) -> dict[str, str]:
-    runs = session.exec(
-        select(InterventionRun)
-        .where(InterventionRun.participant_id == participant_id,
-               col(InterventionRun.outcome).is_not(None))
-        .order_by(col(InterventionRun.ended_at), col(InterventionRun.id))
-    ).all()
-    return {run.intervention: run.outcome or "" for run in runs}
+    """The outcome of each intervention, from its latest run that has one."""
+    runs = session.exec(_OUTCOMES, params={"participant": participant_id}).all()
+    return {intervention: outcome or "" for intervention, outcome in runs}
 
 
 def run_tally(session: Session, run: InterventionRun | None) -> dict[str, Any]:
     """A run's answers (numeric, oldest first), prompts asked, answered and missing."""
     if run is None:
         return {**counting([]), "asked": 0, "answered": 0, "missing": 0}
-    asked = session.exec(
-        select(func.count(col(Delivery.id))).where(
-            Delivery.run_id == run.id,
-            col(Delivery.assessment).is_not(None),
-            col(Delivery.sent_at).is_not(None),
-        )
-    ).one()
-    answers = session.exec(
-        select(Answer)
-        .join(Delivery, col(Delivery.id) == col(Answer.delivery_id))
-        .where(Delivery.run_id == run.id)
-        .order_by(col(Answer.answered_at), col(Answer.id))
-    ).all()
+    rows = session.exec(_RUN_ANSWERS, params={"run": run.id}).all()
+    answers = [(missing, value) for _, answer_id, missing, value in rows if answer_id is not None]
     return {
-        **counting(_numeric(list(answers))),
-        "asked": asked,
-        "answered": sum(1 for a in answers if not a.missing),
-        "missing": sum(1 for a in answers if a.missing),
+        **counting([value for missing, value in answers if not missing and value is not None]),
+        "asked": sum(1 for was_asked, *_ in rows if was_asked),
+        "answered": sum(1 for missing, _ in answers if not missing),
+        "missing": sum(1 for missing, _ in answers if missing),
     }
 
 

@@ -6,17 +6,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from bot.clock import as_utc
+from bot.delivery.http_client import PooledHttpClient
 from bot.settings import Settings
 
-# The library logs every request at INFO: its URL, query (phone numbers, unmasked) and headers,
-# eleven lines a message and a tenth of a worker's CPU. Ours shows only its warnings; raise this
-# logger's level to see the library's request log again.
+# The library's HTTP clients log every request at INFO: its URL, query (phone numbers, unmasked)
+# and headers, eleven lines a message. Ours shows only its warnings; set this logger to INFO to
+# see the request log again.
 _HTTP_LOG = logging.getLogger("bot.delivery.provider.http")
 _HTTP_LOG.setLevel(logging.WARNING)
 
@@ -57,15 +56,15 @@ def classify_exception(exc: Exception) -> SendFailure:
 
 
 class SmsSender:
-    """One twilio Client with a pooled HTTP session, shared by a worker's sending threads."""
+    """One twilio Client with a keep-alive connection pool, shared by a worker's sending
+    threads."""
 
     def __init__(self, settings: Settings, *, pool_size: int | None = None, timeout: float = 10.0):
         self.settings = settings
-        http = TwilioHttpClient(pool_connections=True, timeout=timeout, logger=_HTTP_LOG)
-        size = pool_size or settings.send_concurrency
-        assert http.session is not None
-        for prefix in ("https://", "http://"):
-            http.session.mount(prefix, HTTPAdapter(pool_connections=4, pool_maxsize=size))
+        http = PooledHttpClient(
+            settings.twilio_api_base_url, size=pool_size or settings.send_concurrency,
+            timeout=timeout, logger=_HTTP_LOG,
+        )
         self.client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token, http_client=http
         )

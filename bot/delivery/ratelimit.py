@@ -1,21 +1,71 @@
-"""A per-sender send rate shared by every worker: each send reserves the next slot in Redis."""
+"""A per-sender send rate shared by every worker: sends reserve their slots in Redis.
+
+A batch reserves the slots of all its sends in one call (`RateLimiter.reserve`), then each send
+waits for its own; slots a batch does not use (a row cancelled at the send gate) stay unused,
+so the rate is never exceeded, only sometimes not reached.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Protocol
 
 import redis
 
-# Reserve the next free slot at least `interval` after the last one; Redis's clock is the one
-# clock all workers agree on. Returns how many microseconds the caller must wait.
+# Reserve `count` slots `interval` apart, the first at least `interval` after the last slot
+# anyone reserved; Redis's clock is the one clock all workers agree on. Returns how many
+# microseconds the caller must wait for its first slot.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local count = tonumber(ARGV[2] or '1')
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, last + tonumber(ARGV[1]))
-redis.call('SET', KEYS[1], slot, 'PX', 60000)
-return slot - now
+local first = math.max(now, last + interval)
+local last_slot = first + (count - 1) * interval
+redis.call('SET', KEYS[1], last_slot, 'PX', 60000 + math.ceil((last_slot - now) / 1000))
+return first - now
 """
+
+
+def _monotonic() -> float:
+    """The system's monotonic clock, read directly: slots are real time, whatever clock a
+    caller has frozen or moved (freezegun fakes `time.monotonic` for some threads only)."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+class Pacer(Protocol):
+    """Whatever paces sends: `wait()` blocks until the next send may go."""
+
+    def wait(self) -> float: ...
+
+
+class Slots:
+    """Slots reserved for one batch, `interval` seconds apart from `first` (monotonic clock);
+    each `wait()` takes the next one, from any thread."""
+
+    def __init__(self, first: float, interval: float, count: int):
+        self.first, self.interval, self.count = first, interval, count
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    def due_in(self) -> float:
+        """Seconds until the next slot not yet taken (0 when it is already due)."""
+        with self._lock:
+            index = self._taken
+        return max(self.first + index * self.interval - _monotonic(), 0.0)
+
+    def wait(self) -> float:
+        """Block until the next reserved slot; returns the seconds waited."""
+        with self._lock:
+            index = self._taken
+            self._taken += 1
+        delay = self.first + index * self.interval - _monotonic()
+        if delay > 0:
+            time.sleep(delay)
+            return delay
+        return 0.0
 
 
 class RateLimiter:
@@ -23,12 +73,14 @@ class RateLimiter:
 
     def __init__(self, connection: redis.Redis, sender: str, per_second: float):
         self.key = f"tend:rate:{sender}"
-        self.interval_us = int(1_000_000 / per_second)
+        self.interval_us = max(int(1_000_000 / per_second), 1)
         self._reserve = connection.register_script(_RESERVE)
 
+    def reserve(self, count: int) -> Slots:
+        """Reserve the slots of `count` sends in one round trip."""
+        delay_us = int(self._reserve(keys=[self.key], args=[self.interval_us, max(count, 1)]))
+        return Slots(_monotonic() + delay_us / 1_000_000, self.interval_us / 1_000_000, count)
+
     def wait(self) -> float:
-        """Block until this send's slot; returns the seconds waited."""
-        delay = int(self._reserve(keys=[self.key], args=[self.interval_us])) / 1_000_000
-        if delay > 0:
-            time.sleep(delay)
-        return delay
+        """Block until one send's slot; returns the seconds waited."""
+        return self.reserve(1).wait()

@@ -138,8 +138,7 @@ def bench_command(
     """Measure delivery and webhook throughput; the last line is one JSON object."""
     from bot.tools.bench import run_benchmark
 
-    options = {"only": only or None, "participants": participants, "days": days}
-    run_benchmark(quick=quick, **{name: value for name, value in options.items() if value})
+    run_benchmark(quick=quick, only=only or None, participants=participants, days=days)
 
 
 if __name__ == "__main__":

@@ -46,3 +46,15 @@ def test_another_sender_has_its_own_rate(redis_conn):
     assert long_code.wait() == 0
     assert service.wait() == 0  # not held back by the other sender's slot
     assert long_code.wait() > 0.5
+
+
+def test_a_batch_reserves_all_its_slots_at_once_and_the_next_batch_queues_behind_it(redis_conn):
+    # Two workers' batches of five at ten per second: one Redis call each, slots never shared.
+    first_worker = RateLimiter(redis.Redis.from_url(TEST_REDIS_URL), "+15005550006", 10.0)
+    second_worker = RateLimiter(redis.Redis.from_url(TEST_REDIS_URL), "+15005550006", 10.0)
+    first = first_worker.reserve(5)
+    second = second_worker.reserve(5)
+    assert first.interval == second.interval == 0.1
+    # The second batch's first slot comes one interval after the first batch's fifth.
+    assert abs((second.first - first.first) - 5 * 0.1) < 0.05
+    assert first.due_in() <= 0.05  # the first batch may start at once

@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.clock import now
 from bot.delivery.queues import delivery_queue
-from bot.delivery.sending import record_sent
+from bot.delivery.record import record_sent
 from bot.store.db import session_scope
 from bot.store.models import Delivery, DeliveryEvent, DeliveryStatus, Participant, UnmatchedStatus
 from tests.conftest import sign

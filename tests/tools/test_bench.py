@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import click
 import psycopg
 import pytest
 
@@ -18,9 +19,11 @@ from tests.conftest import ROOT, SERVER_URL, TEST_REDIS_URL
 
 KEYS = {
     "send_rate_1_worker", "send_rate_2_workers", "naive_rate", "ratio_vs_naive",
+    "bot_cpu_ms_per_message", "naive_cpu_ms_per_message", "cpu_ratio_vs_naive",
     "dispatch_ms_10k", "dispatch_ms_100k", "dispatch_ms_1m", "dispatch_ratio_1m_10k",
-    "dispatch_plan", "inbound_rps", "inbound_p50_ms", "inbound_p99_ms", "worker_peak_rss_mb",
-    "provider_alone_rps", "errors", "targets",
+    "dispatch_plan", "inbound_rps", "inbound_p50_ms", "inbound_p99_ms",
+    "inbound_cpu_ms_per_request", "worker_peak_rss_mb", "provider_alone_rps",
+    "simulation_seconds", "errors", "targets",
 }
 
 
@@ -34,23 +37,48 @@ def bench_database_url() -> Iterator[str]:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def test_the_quick_benchmark_prints_every_figure_as_its_last_line(
-    bench_database_url: str,
-) -> None:
-    env = {
-        **os.environ, "BENCH_DATABASE_URL": bench_database_url, "BENCH_REDIS_URL": TEST_REDIS_URL,
-    }
+def bench(database_url: str, *arguments: str) -> tuple[str, dict]:
+    """Run `bot bench` with `arguments`; its output and the figures of its last line."""
+    env = {**os.environ, "BENCH_DATABASE_URL": database_url, "BENCH_REDIS_URL": TEST_REDIS_URL}
     result = subprocess.run(
-        [sys.executable, "-m", "bot.tools.cli", "bench", "--quick"],
+        [sys.executable, "-m", "bot.tools.cli", "bench", *arguments],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
-    figures = json.loads(lines[-1])
+    return result.stdout, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_quick_benchmark_prints_every_figure_as_its_last_line(
+    bench_database_url: str,
+) -> None:
+    stdout, figures = bench(bench_database_url, "--quick")
     assert set(figures) >= KEYS
     assert figures["quick"] is True
     assert figures["errors"] == 0, figures.get("errors_by_stage")
     assert figures["send_rate_1_worker"] > 0 and figures["naive_rate"] > 0
     assert "Seq Scan" not in figures["dispatch_plan"]
     assert set(figures["targets"].values()) <= {"PASS", "MISS"}
-    assert "Targets" in result.stdout
+    assert "Targets" in stdout
+    assert "CPU ms per message" in stdout and "CPU ms per request" in stdout
+    assert figures["bot_cpu_ms_per_message"] > 0 and figures["naive_cpu_ms_per_message"] > 0
+
+
+def test_only_the_sections_asked_for_run_and_the_study_takes_its_size_from_the_options(
+    bench_database_url: str,
+) -> None:
+    stdout, figures = bench(
+        bench_database_url, "--quick", "--only", "simulation", "--participants", "3",
+        "--days", "2",
+    )
+    assert figures["sections"] == ["simulation"]
+    assert "send_rate_1_worker" not in figures and "inbound_rps" not in figures
+    assert figures["simulation"]["participants"] == 3
+    assert figures["simulation_seconds"] > 0
+    assert figures["errors"] == 0, figures.get("errors_by_stage")
+
+
+def test_an_unknown_section_is_refused_with_the_names_to_choose_from() -> None:
+    from bot.tools.bench import run_benchmark
+
+    with pytest.raises(click.BadParameter, match="delivery, dispatch, inbound, hub, simulation"):
+        run_benchmark(quick=True, only=["delivery", "postman"])

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from bot.clock import now
 from bot.delivery import outbox
 from bot.tools.bench import fixtures
+from bot.tools.bench.scale import TARGET_FLAT, Bench, say
 
 _SCAN = re.compile(
     r"((?:Parallel )?(?:Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan|Bitmap Index Scan)"
@@ -115,3 +116,35 @@ def measure_sizes(
         results.append(ClaimCost(size, due, len(claimed), timings, plan))
     fixtures.delete_deliveries(engine)
     return results
+
+
+def run_section(bench: Bench, number: int) -> None:
+    """Claim due rows among ever more scheduled ones: the cost must stay flat."""
+    scale = bench.scale
+    say(
+        f"{number}. Dispatcher cost: claim_due(limit={scale.due_rows}) with {scale.due_rows} due "
+        f"rows among N scheduled (median of {scale.dispatch_runs}, reset between runs)"
+    )
+    costs = measure_sizes(
+        bench.engine, bench.ids, list(scale.dispatch_sizes), due=scale.due_rows,
+        runs=scale.dispatch_runs,
+    )
+    for cost, key in zip(costs, ("10k", "100k", "1m"), strict=True):
+        bench.figures[f"dispatch_ms_{key}"] = round(cost.median_ms, 2)
+        bench.errors[f"dispatch_{key}"] = cost.due - cost.claimed
+        say(
+            f"   {cost.rows:>9,} rows: {cost.median_ms:7.2f} ms  "
+            f"({1000 * cost.median_ms / max(cost.due, 1):.1f} us per message; "
+            f"runs {', '.join(f'{t:.1f}' for t in cost.runs_ms)}; claimed {cost.claimed})  "
+            f"{cost.scans}"
+        )
+    flat = costs[-1].median_ms / costs[0].median_ms if costs[0].median_ms else 0.0
+    bench.figures.update(
+        dispatch_ratio_1m_10k=round(flat, 2), dispatch_plan=costs[-1].scans,
+        dispatch_table_rows=list(scale.dispatch_sizes),
+    )
+    say(f"   ratio largest/smallest: {flat:.2f}; plan at {costs[-1].rows:,} rows:")
+    for line in costs[-1].plan:
+        say(f"     {line if len(line) <= 150 else line[:147] + '...'}")
+    bench.target("dispatch_flat", f"dispatcher cost flat (1M/10k <= {TARGET_FLAT}, no Seq Scan)",
+                 f"{flat:.2f}", flat <= TARGET_FLAT and "Seq Scan" not in costs[-1].scans)

@@ -1,9 +1,10 @@
 """The benchmark's simulation stage: many simulated participants for weeks, on a virtual clock.
 
-`bot simulate` with a mix of personas, in this process, against the benchmark's PostgreSQL
-database and Redis db: how fast the whole path runs a study (every message rendered, sent
-through the twilio library, called back, answered and credited), and whether every journey
-kept the rules (nothing in quiet hours, nothing after STOP but the confirmation).
+`bot simulate` with a mix of personas against the benchmark's PostgreSQL database: how fast the
+bot's domain and SQL code runs a study (every message decided, rendered, gated, sent to the
+recorder, called back, answered and credited), and whether every journey kept the rules
+(nothing in quiet hours, nothing after STOP but the confirmation). With `full`, over HTTP and
+RQ (the twilio library, the sandbox, signed webhooks) on the benchmark's Redis db.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ def run_simulation(
     participants: int,
     days: int,
     say: Callable[[str], None],
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Simulate `participants` (personas in turn, four US zones) for `days` on an empty database;
-    print the summary; return its figures."""
+    """Simulate `participants` (personas in turn, four US zones) for `days` on an empty database
+    (in this process; `full`: over HTTP and RQ, on `redis_url`); print the summary; return its
+    figures."""
     with tempfile.TemporaryDirectory(prefix="tend-bench-simulate-") as folder:
         settings = Settings(
             database_url=database_url,
@@ -50,10 +53,11 @@ def run_simulation(
         say(
             f"6. Simulation: {participants} participants x {days} days of {program}, personas "
             f"in turn, {len(TIMEZONES)} US zones, quiet hours on; virtual clock in steps of at "
-            f"least {plan.step.total_seconds() / 60:g} min, one process (bot, sandbox, "
-            f"dispatcher, worker)"
+            f"least {plan.step.total_seconds() / 60:g} min, "
+            + ("over HTTP and RQ in one process (bot, sandbox, dispatcher, worker)" if full else
+               "in process (the bot's domain and SQL code; a recorder as the provider)")
         )
-        outcome = simulate(plan, settings, progress=lambda line: say(f"  {line}"))
+        outcome = simulate(plan, settings, progress=lambda line: say(f"  {line}"), full=full)
         summary = summarize(engine, settings, outcome)
     for line in format_summary(summary):
         say(f"  {line}")

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import redis
+from rq import Queue, Worker
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
@@ -30,6 +31,7 @@ from bot.store.db import create_tables, get_engine
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tend_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
 QUEUE_NAME = "bench-deliveries"
+CALLBACK_DELAY_SECONDS = 3600.0  # the provider's status callbacks wait past every measurement
 NAIVE_QUEUE_NAME = "bench-naive"
 
 
@@ -50,6 +52,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
             return
         time.sleep(0.05)
     raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def wait_workers(queue: Queue, count: int, children: list[Child]) -> None:
+    """Wait until `count` RQ workers listen on `queue`; refuse if one of `children` exited."""
+
+    def ready() -> bool:
+        for child in children:
+            if not child.alive():
+                raise BenchError(f"{child.name} exited:\n{child.tail()}")
+        return len(Worker.all(queue=queue)) >= count
+
+    wait_until(ready, 60, f"{count} worker(s) on {queue.name}")
 
 
 def port_open(port: int) -> bool:
@@ -179,6 +193,11 @@ class Stage:
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    @property
+    def postgres(self) -> str:
+        """The CPU group of the benchmark's database (see `cpu_seconds`)."""
+        return f"postgres:{make_url(self.database_url).database}"
+
     def env(self, **extra: str) -> dict[str, str]:
         """The environment every child runs with: bench database and Redis, sandbox provider."""
         env = dict(os.environ)
@@ -218,9 +237,24 @@ class Stage:
         return child
 
     def start_sandbox(self) -> Child:
+        """The provider: the sandbox app under gunicorn, one process of threads that keeps
+        connections alive as Twilio's API does (the werkzeug server closes each one). Status
+        callbacks are held back an hour, so the send measurements time the API alone."""
+        env = self.env()
+        app = (
+            "bot.sandbox:create_sandbox_app("
+            f"account_sid={env['TWILIO_ACCOUNT_SID']!r}, auth_token={env['TWILIO_AUTH_TOKEN']!r}, "
+            f"bot_inbound_url={self.web_url + '/twilio/sms'!r}, "
+            f"bot_number={env['TWILIO_FROM_NUMBER']!r}, public_url={self.sandbox_url!r}, "
+            f"callback_delay={CALLBACK_DELAY_SECONDS})"
+        )
         child = self.start(
             "sandbox",
-            [sys.executable, "-m", "bot.tools.bench.sandbox_server", str(self.sandbox_port)],
+            [
+                sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.sandbox_port}",
+                "--workers", "1", "--worker-class", "gthread", "--threads", "16",
+                "--keep-alive", "75", "--timeout", "60", app,
+            ],
         )
         self.wait_port(child, self.sandbox_port)
         return child
@@ -277,17 +311,37 @@ def _service(name: str) -> list[psutil.Process]:
     return found
 
 
+def _postgres(database: str) -> list[psutil.Process]:
+    """The server's own processes (checkpointer, WAL writer, ...) and the backends serving
+    `database`; not the backends of other databases on a shared server."""
+    found = []
+    for process in _service("postgres"):
+        try:
+            command = f" {' '.join(process.cmdline())} "
+        except psutil.Error:
+            continue
+        # A backend: "postgres: 15/main: USER DATABASE HOST(PORT) STATE" (or [local]); an
+        # autovacuum worker: "postgres: 15/main: autovacuum worker DATABASE".
+        serves_one = "(" in command or "[local]" in command or "autovacuum worker" in command
+        if not serves_one or f" {database} " in command:
+            found.append(process)
+    return found
+
+
 def cpu_seconds(groups: dict[str, Iterable[int] | str]) -> dict[str, dict[int, float]]:
     """CPU seconds (user + system) of each process in each group, by pid.
 
     A group is a list of child pids (with their descendants), a service's process name
-    (e.g. "postgres": every backend, so the database's share is counted too), or "self" (this
-    process alone, without its children).
+    (e.g. "redis-server"), "postgres:DATABASE" (the server's own processes and the backends of
+    that database, so the database's share is counted too), or "self" (this process alone,
+    without its children).
     """
     result: dict[str, dict[int, float]] = {}
     for group, members in groups.items():
         if members == "self":
             processes = [psutil.Process()]
+        elif isinstance(members, str) and members.startswith("postgres:"):
+            processes = _postgres(members.partition(":")[2])
         elif isinstance(members, str):
             processes = _service(members)
         else:
