@@ -13,18 +13,9 @@ ABOVE = ("bot.web", "bot.tools", "bot.sandbox", "worker")
 ENTRY_POINTS = ("bot.tools.cli", "bot.tools.local", "bot.tools.simulate", "bot.tools.bench")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
-# Still to be split, at their size today: none may grow, and none may join them.
-TOO_LONG_YET = {
-    "bot.care.assessments": 471, "bot.care.programs": 908,
-    "bot.conversation.inbound": 411, "bot.delivery.sending": 674, "bot.tools.check": 488,
-    "bot.tools.cli": 487, "bot.tools.simulate": 924,
-}
-TOO_LONG_FUNCTIONS_YET = {
-    "bot.care.programs._load_program": 432,
-    "bot.care.programs.event_of": 112, "bot.conversation.answers.credit_answer": 86,
-    "bot.delivery.sending._prepare": 127,
-    "bot.tools.bench.runner._run": 220, "bot.tools.simulate.summarize": 118,
-}
+# Modules or functions still to be split, at their size then: none may grow, none may join.
+TOO_LONG_YET: dict[str, int] = {}
+TOO_LONG_FUNCTIONS_YET: dict[str, int] = {}
 
 
 def modules() -> dict[str, Path]:

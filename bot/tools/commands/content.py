@@ -36,11 +36,14 @@ def check_command() -> None:
               help="participants' time zone; repeat to spread them (default DEFAULT_TIMEZONE)")
 @click.option("--database-url", default=None,
               help="an empty database to use (default: a temporary SQLite file)")
+@click.option("--full", is_flag=True,
+              help="over real HTTP and RQ (webhooks, sandbox, worker), not in this process")
 def simulate_command(
     program_name: str, persona: str, days: int, participants: int, seed: int,
-    start: str | None, timezones: tuple[str, ...], database_url: str | None,
+    start: str | None, timezones: tuple[str, ...], database_url: str | None, full: bool,
 ) -> None:
-    """Run simulated participants through a program on a virtual clock, on the real stack.
+    """Run simulated participants through a program on a virtual clock, with the bot's own
+    decisions, hub, send gate and replies (`--full`: over HTTP and RQ, as in production).
 
     One participant: their transcript in local time, then the summary; the last line is JSON.
     """
@@ -62,6 +65,7 @@ def simulate_command(
         run_command(
             plan, settings, database_url=database_url, echo=click.echo,
             progress=(lambda line: click.echo(line, err=True)) if participants > 1 else None,
+            full=full,
         )
     except (SimulationError, SettingsError) as exc:
         raise click.ClickException(str(exc)) from None
