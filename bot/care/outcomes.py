@@ -220,7 +220,10 @@ def _history_statement() -> Any:
             count(answer.c.missing.is_(False)).label("answered"),
             count(answer.c.missing.is_(True)).label("missing"),
         )
-        .select_from(delivery.outerjoin(answer, answer.c.delivery_id == delivery.c.id))
+        .select_from(delivery.outerjoin(answer, and_(
+            answer.c.delivery_id == delivery.c.id,
+            answer.c.participant_id == participant,  # theirs anyway: found by its index
+        )))
         .where(delivery.c.participant_id == participant, delivery.c.run_id.is_not(None))
         .group_by(delivery.c.run_id)
         .subquery()
