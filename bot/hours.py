@@ -52,6 +52,18 @@ class WeeklyHours:
     def is_open(self, moment: datetime, zone: ZoneInfo) -> bool:
         return any(start <= moment < end for start, end in self._windows(moment, zone))
 
+    def after_open_time(self, moment: datetime, duration: timedelta, zone: ZoneInfo) -> datetime:
+        """The moment `duration` of these hours has passed since `moment`: a reply due within
+        8 staffed hours of Friday 16:00, with Mon-Fri 09:00-17:00, is due Monday 16:00."""
+        left, start = duration, moment
+        while True:
+            windows = [(max(s, start), e) for s, e in self._windows(start, zone) if e > start]
+            for opens, closes in windows:
+                if closes - opens >= left:
+                    return (opens + left).astimezone(zone)
+                left -= closes - opens
+            start = windows[-1][1] if windows else start + timedelta(days=7)
+
     def next_opening(self, moment: datetime, zone: ZoneInfo) -> datetime:
         """The next moment after `moment` the hours begin, in `zone`."""
         return next(s for s, _ in self._windows(moment, zone) if s > moment).astimezone(zone)

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, fields, replace
 from datetime import time
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
-from bot.hours import HoursError, WeeklyHours, parse_hours
+from bot.hours import WeeklyHours
+from bot.settings_readers import (
+    SettingsError,
+    environment,
+    is_local,
+    is_zone,
+    read_bool,
+    read_clock,
+    read_database_url,
+    read_emails,
+    read_environment,
+    read_float,
+    read_hours,
+    read_int,
+    read_phones,
+    read_smtp_url,
+    read_url,
+    read_webhook_url,
+)
+
+__all__ = ["Settings", "SettingsError", "environment"]
 
 # Local defaults: they let `bot run` work with no account. Production refuses them.
 DEFAULT_SECRET_KEY = "dev-only-not-secret"
@@ -27,154 +43,22 @@ DEFAULT_CRISIS_RESOURCES = (
 TWILIO_API = "https://api.twilio.com"
 SANDBOX_API = "http://127.0.0.1:5001"
 LOCAL_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
-ENVIRONMENTS = ("development", "production", "test")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class SettingsError(ValueError):
-    """Settings the service cannot run with: every problem found, in one message."""
-
-    def __init__(self, problems: str | list[str], *, production: bool = False) -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        self.production = production
-        prefix = "production refuses to start: " if production else ""
-        super().__init__(prefix + "; ".join(self.problems))
-
-
-def _bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise SettingsError(f"{name} must be true or false, not {raw!r}")
-
-
-def _int(name: str, raw: str, minimum: int = 0) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
-    return value
-
-
-def _float(name: str, raw: str, minimum: float = 0.0) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-    if value <= minimum:
-        raise SettingsError(f"{name} must be more than {minimum}, not {value}")
-    return value
-
-
-def _clock(name: str, raw: str) -> time:
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", raw.strip())
-    if not match:
-        raise SettingsError(f"{name} must be a time like 21:00, not {raw!r}")
-    return time(int(match.group(1)), int(match.group(2)))
-
-
-def _url(name: str, raw: str) -> str:
-    value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise SettingsError(f"{name} must be an http(s) URL, not {raw!r}")
-    return value
-
-
-def _phones(name: str, raw: str) -> tuple[str, ...]:
-    import phonenumbers
-
-    numbers = [number.strip() for number in raw.split(",") if number.strip()]
-    for number in numbers:
-        try:
-            valid = phonenumbers.is_valid_number(phonenumbers.parse(number))
-        except phonenumbers.NumberParseException:
-            valid = False
-        if not valid or not re.fullmatch(r"\+\d{8,15}", number):
-            shown = "•" * max(len(number) - 4, 0) + number[-4:]  # personal data: masked
-            raise SettingsError(f"{name} must be E.164 numbers like +14155550123, not {shown}")
-    return tuple(numbers)
-
-
-_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;.]+(\.[^@\s<>,;.]+)*")
-
-
-def _emails(name: str, raw: str) -> tuple[str, ...]:
-    from email.utils import parseaddr  # "Study team <team@example.org>" is an address too
-
-    addresses = [address.strip() for address in raw.split(",") if address.strip()]
-    for address in addresses:
-        if not _ADDRESS.fullmatch(parseaddr(address)[1]):
-            raise SettingsError(f"{name} must be email addresses like tend@example.org, "
-                                f"not {address!r}")
-    return tuple(addresses)
-
-
-def _secret_url(schemes: tuple[str, ...], example: str, name: str, raw: str) -> str:
-    # Never repeated in a refusal: an SMTP URL holds a password, a webhook's path is its secret.
-    value = raw.strip()
-    try:
-        parts = urlsplit(value)
-        ok = parts.scheme in schemes and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # a port that is no number
-        ok = False
-    if not ok:
-        raise SettingsError(f"{name} must look like {example}")
-    return value
-
-
-_smtp_url = partial(_secret_url, ("smtp", "smtps"), "smtp://user:password@host:587 (or smtps://)")
-_webhook_url = partial(_secret_url, ("http", "https"), "an http(s) URL")
-
-
-def _hours(name: str, raw: str) -> WeeklyHours:
-    try:
-        return parse_hours(raw)
-    except HoursError as exc:
-        raise SettingsError(f"{name} {exc}") from None
-
-
-def _is_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except Exception:
-        return False
-    return True
-
-
-def _environment(raw: str) -> str:
-    if raw not in ENVIRONMENTS:
-        raise SettingsError(f"TEND_ENV must be development, production or test, not {raw!r}")
-    return raw
-
-
-def _is_local(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
-
-
-def environment(environ: Mapping[str, str] | None = None) -> str:
-    """TEND_ENV alone (default development), for commands that must know it before the rest."""
-    raw = (os.environ if environ is None else environ).get("TEND_ENV")
-    return _environment(raw) if raw else "development"
-
-
-def _database_url(raw: str) -> str:
-    # Heroku-like hosts hand out postgres://, which SQLAlchemy no longer accepts.
-    value = raw.strip()
-    for prefix in ("postgres://", "postgresql://"):
-        if value.startswith(prefix):
-            return "postgresql+psycopg://" + value[len(prefix) :]
-    return value
+# Settings read as text, as written (without surrounding spaces).
+_TEXT_SETTINGS = {
+    "SECRET_KEY": "secret_key",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_FROM_NUMBER": "twilio_from_number",
+    "TWILIO_MESSAGING_SERVICE_SID": "twilio_messaging_service_sid",
+    "CRISIS_RESOURCES": "crisis_resources",
+    "COORDINATOR_CONTACT": "coordinator_contact",
+    "DEFAULT_TIMEZONE": "default_timezone",
+    "STAFFED_TIMEZONE": "staffed_timezone",
+    "QUEUE_NAME": "queue_name",
+}
 
 
 @dataclass(frozen=True)
@@ -218,6 +102,9 @@ class Settings:
     escalate_after_minutes: int = 10
     staffed_hours: WeeklyHours | None = None  # None: no staffed hours are set
     staffed_timezone: str = ""  # empty: DEFAULT_TIMEZONE
+    crisis_reply_minutes: int = 15  # a crisis conversation's first human reply is due within
+    reply_within_hours: int = 8  # any other's: staffed hours when STAFFED_HOURS is set
+    inbox_any_text: bool = False  # a text that answers no question opens a conversation too
 
     @property
     def production(self) -> bool:
@@ -245,34 +132,23 @@ class Settings:
                 problems.extend(exc.problems)
                 refused.add(name)
 
-        read("TEND_ENV", "env", _environment)
+        read("TEND_ENV", "env", read_environment)
         read("TEND_INSTANCE_DIR", "instance_dir", Path)
         read("NARRATIVES_DIR", "narratives_dir", Path)
-        read("DATABASE_URL", "database_url", _database_url)
+        read("DATABASE_URL", "database_url", read_database_url)
         read("REDIS_URL", "redis_url", str.strip)
-        for name, attr in {
-            "SECRET_KEY": "secret_key",
-            "TWILIO_ACCOUNT_SID": "twilio_account_sid",
-            "TWILIO_AUTH_TOKEN": "twilio_auth_token",
-            "TWILIO_FROM_NUMBER": "twilio_from_number",
-            "TWILIO_MESSAGING_SERVICE_SID": "twilio_messaging_service_sid",
-            "CRISIS_RESOURCES": "crisis_resources",
-            "COORDINATOR_CONTACT": "coordinator_contact",
-            "DEFAULT_TIMEZONE": "default_timezone",
-            "STAFFED_TIMEZONE": "staffed_timezone",
-            "QUEUE_NAME": "queue_name",
-        }.items():
+        for name, attr in _TEXT_SETTINGS.items():
             read(name, attr, str.strip)
         for name, attr in {
             "TWILIO_API_BASE_URL": "twilio_api_base_url",
             "PUBLIC_BASE_URL": "public_base_url",
         }.items():
-            read(name, attr, partial(_url, name))
+            read(name, attr, partial(read_url, name))
         for name, attr in {
             "QUIET_HOURS_START": "quiet_hours_start",
             "QUIET_HOURS_END": "quiet_hours_end",
         }.items():
-            read(name, attr, partial(_clock, name))
+            read(name, attr, partial(read_clock, name))
         for name, attr, minimum in (
             ("DAILY_MESSAGE_CAP", "daily_message_cap", 1),
             ("SEND_CONCURRENCY", "send_concurrency", 1),
@@ -282,22 +158,25 @@ class Settings:
             ("WORKER_DEAD_AFTER_SECONDS", "worker_dead_after_seconds", 2),
             ("MAX_SEND_ATTEMPTS", "max_send_attempts", 1),
             ("CONSOLE_IDLE_MINUTES", "console_idle_minutes", 1),
+            ("CRISIS_REPLY_MINUTES", "crisis_reply_minutes", 1),
+            ("REPLY_WITHIN_HOURS", "reply_within_hours", 1),
         ):
-            read(name, attr, partial(_int, name, minimum=minimum))
+            read(name, attr, partial(read_int, name, minimum=minimum))
         for name, attr in (
             ("SEND_RATE_PER_SECOND", "send_rate_per_second"),
             ("DISPATCH_INTERVAL_SECONDS", "dispatch_interval_seconds"),
         ):
-            read(name, attr, partial(_float, name))
-        read("TEND_TESTING", "testing", partial(_bool, "TEND_TESTING"))
+            read(name, attr, partial(read_float, name))
+        read("TEND_TESTING", "testing", partial(read_bool, "TEND_TESTING"))
+        read("INBOX_ANY_TEXT", "inbox_any_text", partial(read_bool, "INBOX_ANY_TEXT"))
         for name, attr, parse in (
-            ("ONCALL_PHONES", "oncall_phones", _phones),
-            ("ALERT_EMAILS", "alert_emails", _emails),
-            ("SMTP_URL", "smtp_url", _smtp_url),
-            ("ALERT_FROM_EMAIL", "alert_from_email", lambda n, raw: ",".join(_emails(n, raw))),
-            ("ALERT_WEBHOOK_URL", "alert_webhook_url", _webhook_url),
-            ("ESCALATE_AFTER_MINUTES", "escalate_after_minutes", partial(_int, minimum=1)),
-            ("STAFFED_HOURS", "staffed_hours", _hours),
+            ("ONCALL_PHONES", "oncall_phones", read_phones),
+            ("ALERT_EMAILS", "alert_emails", read_emails),
+            ("SMTP_URL", "smtp_url", read_smtp_url),
+            ("ALERT_FROM_EMAIL", "alert_from_email", lambda n, raw: ",".join(read_emails(n, raw))),
+            ("ALERT_WEBHOOK_URL", "alert_webhook_url", read_webhook_url),
+            ("ESCALATE_AFTER_MINUTES", "escalate_after_minutes", partial(read_int, minimum=1)),
+            ("STAFFED_HOURS", "staffed_hours", read_hours),
         ):
             read(name, attr, partial(parse, name))
         values.update(overrides)
@@ -333,8 +212,8 @@ class Settings:
             settings = replace(
                 settings, database_url=f"sqlite:///{settings.instance_dir / 'tend.sqlite3'}"
             )
-        elif settings.database_url != _database_url(settings.database_url):
-            settings = replace(settings, database_url=_database_url(settings.database_url))
+        elif settings.database_url != read_database_url(settings.database_url):
+            settings = replace(settings, database_url=read_database_url(settings.database_url))
         database_ok = settings.database_url.startswith(("sqlite:", "postgresql+psycopg:"))
         if not database_ok:
             problems.append(
@@ -345,7 +224,7 @@ class Settings:
             settings = replace(settings, twilio_api_base_url=base)
         if not settings.public_base_url and not settings.production:
             settings = replace(settings, public_base_url=LOCAL_PUBLIC_BASE_URL)
-        if not _is_zone(settings.default_timezone):
+        if not is_zone(settings.default_timezone):
             problems.append(
                 f"DEFAULT_TIMEZONE must be an IANA zone like America/New_York, "
                 f"not {settings.default_timezone!r}"
@@ -366,7 +245,7 @@ class Settings:
                         "PUBLIC_BASE_URL is missing (the URL Twilio calls; signatures are "
                         "checked against it)"
                     )
-                elif _is_local(settings.public_base_url):
+                elif is_local(settings.public_base_url):
                     problems.append(
                         f"PUBLIC_BASE_URL is a local address ({settings.public_base_url}), "
                         f"not the URL Twilio calls"
@@ -382,7 +261,7 @@ def _alerting_problems(settings: Settings, refused: Set[str]) -> list[str]:
     """What keeps a crisis notification from reaching a person, as these settings stand."""
     problems = []
     try:
-        _phones("ONCALL_PHONES", ",".join(settings.oncall_phones))  # also numbers set in code
+        read_phones("ONCALL_PHONES", ",".join(settings.oncall_phones))  # also numbers set in code
     except SettingsError as exc:
         problems.extend(exc.problems)
     if settings.alert_emails and "ALERT_EMAILS" not in refused:
@@ -390,10 +269,10 @@ def _alerting_problems(settings: Settings, refused: Set[str]) -> list[str]:
             problems.append("ALERT_EMAILS needs SMTP_URL (the server that sends them)")
         if not settings.alert_from_email and "ALERT_FROM_EMAIL" not in refused:
             problems.append("ALERT_EMAILS needs ALERT_FROM_EMAIL (the address they come from)")
-    if settings.staffed_timezone and not _is_zone(settings.staffed_timezone):
+    if settings.staffed_timezone and not is_zone(settings.staffed_timezone):
         problems.append(f"STAFFED_TIMEZONE must be an IANA zone like America/New_York, "
                         f"not {settings.staffed_timezone!r}")
     webhook = settings.alert_webhook_url
-    if settings.production and webhook.startswith("http:") and not _is_local(webhook):
+    if settings.production and webhook.startswith("http:") and not is_local(webhook):
         problems.append("ALERT_WEBHOOK_URL must be https in production (its path is a secret)")
     return problems

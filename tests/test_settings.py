@@ -238,15 +238,18 @@ def test_overrides_must_name_real_settings() -> None:
 
 
 def variables_read_by_settings() -> set[str]:
-    """Every environment variable name Settings.from_env reads."""
+    """Every environment variable name Settings.from_env reads (itself, or from the module's
+    tables of names)."""
     tree = ast.parse(Path(bot.settings.__file__).read_text(encoding="utf-8"))
     [from_env] = [
         node for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef) and node.name == "from_env"
     ]
+    tables = [node for node in tree.body if isinstance(node, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id.endswith("_SETTINGS") for t in node.targets)]
     return {
         node.value
-        for node in ast.walk(from_env)
+        for root in [from_env, *tables] for node in ast.walk(root)
         if isinstance(node, ast.Constant)
         and isinstance(node.value, str)
         and re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", node.value)

@@ -45,3 +45,21 @@ def evaluate_participants(participant_ids: list[int]) -> dict[str, int]:
         summary[key] = summary.get(key, 0) + 1
     log.info("hub evaluated %d: %s", len(participant_ids), summary)
     return summary
+
+
+@redacted_failures
+def import_participants(run_id: str, start: int = 0) -> str:
+    """Enroll the next rows of a CSV file uploaded in the console, then queue the rest behind
+    the sends waiting meanwhile (a long file would otherwise hold them all up)."""
+    from bot.delivery.queues import delivery_queue
+    from bot.participants import importing
+    from bot.people import audit
+
+    ctx = context.current()
+    following = importing.run_chunk(connection=ctx.redis, engine=ctx.engine,
+                                    programs=ctx.programs(), run_id=run_id, start=start,
+                                    audit=audit.record)
+    if following is None:
+        return "finished"
+    importing.queue_chunk(delivery_queue(ctx.settings, ctx.redis), run_id, following)
+    return f"{following} rows done, the rest queued"

@@ -15,14 +15,16 @@ from bot.store.models import Answer, Delivery, InterventionRun, Participant
 
 _ANSWERS = (  # built once: it runs for every batch rendered
     select(Answer.participant_id, Answer.value, Answer.raw, Answer.answered_at, Answer.missing)
-    .where(col(Answer.participant_id).in_(bindparam("participants", expanding=True)))
+    .where(col(Answer.participant_id).in_(bindparam("participants", expanding=True)),
+           col(Answer.missing).is_(False))
     .order_by(col(Answer.answered_at), col(Answer.id))
 )
 
 
 def answers_of(session: Session, participant_ids: set[int]) -> dict[int, list[Any]]:
-    """Each participant's answers, oldest first, in one query: rows with what a template may
-    see of an answer (value, raw, answered_at, missing), not whole records."""
+    """Each participant's real answers (a recorded `missing` is none), oldest first, in one
+    query: rows with what a template may see of an answer (value, raw, answered_at, missing),
+    not whole records."""
     found: dict[int, list[Any]] = {pid: [] for pid in participant_ids}
     if participant_ids:
         for row in session.exec(_ANSWERS, params={"participants": list(participant_ids)}):
@@ -40,7 +42,8 @@ def message_context(
 ) -> dict[str, Any]:
     """What a template may use: see narratives/README.md, "Templates".
 
-    `answers`: the participant's answers oldest first, when the caller read them already.
+    `answers`: the participant's answers oldest first, as `answers_of` gives them, when the
+    caller read them already.
     """
     context = base_context(participant, program)
     if answers is None:
@@ -60,11 +63,12 @@ def message_context(
         "times": int((delivery.context or {}).get("times") or (event.times if event else 0)),
         "goal": event.goal if event else "",
     }
+    # Unpacked by position: a year of answers, each read by name, costs more than the query.
+    given = [{"value": value, "raw": raw, "at": at}
+             for _, value, raw, at, missing in answers if not missing]
     context["history"] = {
-        "answers": [
-            {"value": a.value, "raw": a.raw, "at": a.answered_at} for a in answers if not a.missing
-        ],
-        "answered": sum(1 for a in answers if not a.missing),
+        "answers": given,
+        "answered": len(given),
         "interventions": history_of(session, participant.id or 0, program),
     }
     if delivery.kind == "narrative":

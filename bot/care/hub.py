@@ -329,7 +329,7 @@ def _without_program(*, session: Session, programs: dict[str, Program],
                      participant: Participant, moment: datetime) -> str:
     """A program that cannot be loaded now: the evaluation waits and an alert is raised. Only
     a program removed on purpose (its folder is gone) ends its participants' schedules."""
-    from bot.people import alerts
+    from bot.store import alerts
     from bot.store.queries import cancel_pending
 
     name = participant.program

@@ -49,7 +49,9 @@ _UNANSWERED = (
         col(Delivery.participant_id) == _PARTICIPANT,
         col(Delivery.assessment).is_not(None),
         col(Delivery.sent_at).is_not(None),
-        ~select(Answer.id).where(col(Answer.delivery_id) == col(Delivery.id)).exists(),
+        # Their answers only (theirs anyway): never a hash of the whole answer table.
+        ~select(Answer.id).where(col(Answer.delivery_id) == col(Delivery.id),
+                                 col(Answer.participant_id) == _PARTICIPANT).exists(),
     )
     .order_by(col(Delivery.id))
 )

@@ -52,8 +52,9 @@ _LATEST_PROMPTS = (
     .limit(40)
 )
 
-# The latest answer to each state assessment: the database picks it, so a year of answers
-# costs no more here than a week.
+# The latest answer to each state assessment: the database picks it. Read from the
+# participant's state questions (ix_delivery_participant_kind), each answer found by its
+# question, not from all their answers (an answer is always to a question of their own).
 _STATE_KEY = col(Delivery.assessment)["state_key"].as_string()
 _RANKED_STATE = (
     select(
@@ -63,9 +64,10 @@ _RANKED_STATE = (
             order_by=(col(Answer.answered_at).desc(), col(Answer.id).desc()),
         ).label("rank"),
     )
-    .join(Delivery, col(Delivery.id) == col(Answer.delivery_id))
-    .where(col(Answer.participant_id) == _PARTICIPANT, Delivery.kind == "state",
-           col(Answer.missing).is_(False))
+    .select_from(Delivery)
+    .join(Answer, col(Answer.delivery_id) == col(Delivery.id))
+    .where(col(Delivery.participant_id) == _PARTICIPANT, Delivery.kind == "state",
+           col(Answer.participant_id) == _PARTICIPANT, col(Answer.missing).is_(False))
     .subquery()
 )
 _LATEST_STATE = (

@@ -30,6 +30,7 @@ from bot.delivery.encoding import encode
 from bot.participants import consent
 from bot.participants import enrollment as participants
 from bot.participants.phones import PhoneNumberError, mask, normalize
+from bot.people import conversations
 from bot.people.escalation import acknowledgement_by_sms
 from bot.settings import Settings
 from bot.store.models import Alert, Delivery, DeliveryStatus, Participant
@@ -107,6 +108,7 @@ def handle_inbound(
             session=session, settings=settings, programs=_Programs(programs), message=message,
             state=state,
         )
+        _to_a_person(session, settings, message, state, result)
     record_outcome(session, text=message, intent=result.intent, replies=result.replies,
                    deliveries=result.deliveries)
     return result
@@ -136,8 +138,9 @@ def _respond(
 
     # Safety first: crisis language always gets resources, whatever else the text says.
     if danger is not None:
-        result.intent = "crisis"
-        raise_crisis(session=session, message=message, participant=participant, danger=danger)
+        result.intent, result.needs_person = "crisis", "crisis"
+        result.alert_id = raise_crisis(session=session, message=message,
+                                       participant=participant, danger=danger).id
         reply("safety", safety_reply(settings, participant.timezone if participant else None),
               versioned=False)
         if intent is not Intent.OPT_OUT:
@@ -180,6 +183,7 @@ def _respond(
         return result
 
     if intent is Intent.HUMAN:
+        result.needs_person = "human"
         session.add(_person_asked(message, participant))
         contact = getattr(program_of(), "contact", "") or settings.coordinator_contact
         reply("reply", f"Thanks. Your message is saved for the study team. "
@@ -189,6 +193,25 @@ def _respond(
     return _everyday(
         session=session, settings=settings, programs=programs, message=message, state=state,
         intent=intent, result=result, reply=reply, program_of=program_of,
+    )
+
+
+def _to_a_person(session: Session, settings: Settings, message: ReceivedText,
+                 state: SenderState | None, result: InboundResult) -> None:
+    """Into the study team's inbox: a text that needs a person opens a conversation, and every
+    text of someone in one joins it (bot.people.conversations)."""
+    participant = state.participant if state else None
+    reason = result.needs_person
+    if reason is None and participant is not None and participant.paused_at is not None \
+            and participant.opted_out_at is None:
+        reason = "paused"
+    if reason is None and state is not None and state.conversation_id is None:
+        return  # nothing for a person, and no conversation to join: not one query more
+    conversations.note_text(
+        session, settings, participant_id=participant.id if participant else None,
+        phone=message.from_phone, reason=reason, moment=message.received_at or now(),
+        alert_id=result.alert_id,
+        conversation_id=state.conversation_id if state else None,
     )
 
 
@@ -253,9 +276,15 @@ def _everyday(
         result.intent = "answer"
         if answered is not True:
             reply("reply", answered)
+        else:  # unreadable after its clarifying question: kept as text, and a person sees it
+            result.needs_person = "unreadable"
         return result
 
     result.intent = "other"
+    if settings.inbox_any_text:
+        result.needs_person = "unanswered"
+    if state.conversation_id is not None:
+        return result  # a person is answering them: no automated acknowledgement
     if not replied_recently(
         session=session, phone=message.from_phone, intents=UNKNOWN_OR_OTHER,
         within=UNKNOWN_REPLY_INTERVAL, exclude=message.id,

@@ -2,10 +2,10 @@
 
 The webhook must answer fast and cost little (Twilio waits for it, and texts come in bursts).
 On PostgreSQL one statement records the text (once per MessageSid) and reads its sender's
-state: the participant, their open crisis alert, whether decision points wait for an outcome,
-and their open questions. One more writes the replies and what the text was. SQLite, the
-zero-setup default, cannot put an INSERT inside a WITH, so there each of those is two
-statements. Core SQL on this path, prepared once: building and flushing ORM objects costs more
+state: the participant, their open crisis alert and conversation, whether decision points wait
+for an outcome, and their open questions. One more writes the replies and what the text was.
+SQLite, the zero-setup default, cannot put an INSERT inside a WITH, so there each of those is
+two statements. Core SQL on this path, prepared once: building and flushing ORM objects costs more
 than the statements themselves. The rarer paths (opt-out, crisis, joining) use the ORM session.
 """
 
@@ -35,6 +35,7 @@ from bot.store.models import (
     InboundMessage,
     Participant,
 )
+from bot.store.support import Conversation
 
 _PARTICIPANT = Participant.__table__  # type: ignore[attr-defined]
 _INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
@@ -42,6 +43,7 @@ _DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 _ANSWER = Answer.__table__  # type: ignore[attr-defined]
 _ALERT = Alert.__table__  # type: ignore[attr-defined]
 _DECISION = DecisionPoint.__table__  # type: ignore[attr-defined]
+_CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
 _PARTICIPANTS = manager_of_class(Participant)
 
 
@@ -55,6 +57,7 @@ class ReceivedText:
     to_phone: str
     body: str
     participant_id: int | None
+    received_at: datetime | None = None
 
 
 @dataclass
@@ -65,6 +68,7 @@ class SenderState:
     crisis_alert_id: int | None  # their newest unresolved crisis alert
     questions: list[OpenQuestion]  # sent, unanswered, newest first (timeouts not yet applied)
     deciding: bool  # decision points wait for their proximal outcome
+    conversation_id: int | None = None  # their open conversation with the study team
 
 
 def receive(
@@ -93,7 +97,7 @@ def receive(
         if participant_id is not None:
             values["participant_id"] = participant_id
             rows = connection.execute(statements.state, values).all()
-    text = ReceivedText(text_id, message_sid, sender, to, body, participant_id)
+    text = ReceivedText(text_id, message_sid, sender, to, body, participant_id, moment)
     if participant_id is None or not rows:
         return text, None
     return text, _state(session, rows)
@@ -223,9 +227,18 @@ def _state_select(source: FromClause) -> Select[Any]:
                _DECISION.c.outcome_status.is_(None))
         .exists()
     )
+    talking = (
+        select(_CONVERSATION.c.id)
+        .where(_CONVERSATION.c.participant_id == _PARTICIPANT.c.id,
+               _CONVERSATION.c.resolved_at.is_(None))
+        .order_by(_CONVERSATION.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     return (
         select(
             _PARTICIPANT, crisis.label("crisis_alert_id"), deciding.label("deciding"),
+            talking.label("conversation_id"),
             _DELIVERY.c.id.label("question_id"), _DELIVERY.c.kind.label("question_kind"),
             _DELIVERY.c.run_id.label("question_run_id"),
             _DELIVERY.c.sent_at.label("question_sent_at"),
@@ -247,7 +260,8 @@ def _state(session: Session, rows: list[Any]) -> SenderState | None:
         for row in rows if row.question_id is not None
     ]
     participant = _attach(session, {c.name: first[c] for c in _PARTICIPANT.columns})
-    return SenderState(participant, first["crisis_alert_id"], questions, bool(first["deciding"]))
+    return SenderState(participant, first["crisis_alert_id"], questions, bool(first["deciding"]),
+                       first["conversation_id"])
 
 
 def _attach(session: Session, values: dict[str, Any]) -> Participant:

@@ -27,6 +27,8 @@ class InboundResult:
     replies: list[str] = field(default_factory=list)
     duplicate: bool = False
     intent: str = ""
+    needs_person: str | None = None  # why a person should see it (bot.people.conversations)
+    alert_id: int | None = None  # the crisis alert it raised or joined
     # The replies to a participant, as delivery rows: written with the text's outcome.
     deliveries: list[dict[str, Any]] = field(default_factory=list, repr=False)
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def raise_crisis(
     *, session: Session, message: ReceivedText, participant: Participant | None,
     danger: crisis.CrisisMatch,
-) -> None:
+) -> Alert:
     """The crisis alert, with its category, and the pause of automated content."""
     alert = Alert(
         participant_id=participant.id if participant else None,
@@ -42,9 +42,11 @@ def raise_crisis(
     )
     schedule_first_notification(alert, now())  # the dispatcher's next tick tells a person
     session.add(alert)
+    session.flush()  # its id, for the conversation it opens
     log.warning("crisis language from %s (%s)", mask(message.from_phone), danger.category)
     if participant is not None:
         consent.pause(session=session, participant=participant, reason="crisis language")
+    return alert
 
 
 PAUSED_LINE = "Automated messages stay paused until our team has been in touch with you."
@@ -87,6 +89,7 @@ def after_crisis(
     (at most every CRISIS_REPEAT_INTERVAL), HELP and START answered truthfully."""
     session.add(AlertMessage(alert_id=alert_id, inbound_message_id=message.id))
     result.intent = "crisis-followup"
+    result.needs_person, result.alert_id = "crisis", alert_id
     if participant is not None and intent is Intent.OPT_IN and participant.opted_out_at:
         consent.opt_in(session=session, participant=participant, program=programs.get(
             participant.program), via=message.body.strip()[:60])

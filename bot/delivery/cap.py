@@ -115,3 +115,12 @@ def _allowed_at(
         tomorrow = candidate.astimezone(tz).date() + timedelta(days=1)
         candidate = next_allowed(local_moment(tomorrow, end, tz), tz, start, end)
     return candidate
+
+
+def quiet_until(
+    settings: Settings, program: Program | None, timezone: str, moment: datetime
+) -> datetime | None:
+    """When the participant's quiet hours around `moment` end; None outside them."""
+    start, end, _cap = _limits(settings, program)
+    allowed = next_allowed(moment, zone(timezone), start, end)
+    return allowed if allowed > moment else None

@@ -16,8 +16,8 @@ from bot.care.decisions import decide
 from bot.care.programs import UNAVAILABLE_RETRY, Program, unavailable_alert, unavailable_reason
 from bot.delivery import status as delivery_status
 from bot.delivery.encoding import encode
-from bot.people import alerts
 from bot.settings import Settings
+from bot.store import alerts
 from bot.store.models import Delivery, DeliveryStatus, Participant
 
 
@@ -70,7 +70,12 @@ def settle_unsendable(
 ) -> bool:
     """Settle a row that cannot go out (no consent, too many attempts, no program); returns
     whether it was settled."""
-    if not participant.receives_automated_content:
+    # A text a person wrote reaches a paused participant; an automated one waits for the resume.
+    blocked = (
+        participant.opted_out_at is not None or participant.undeliverable_at is not None
+        if delivery.staff_id is not None else not participant.receives_automated_content
+    )
+    if blocked:
         reason = "opted out" if participant.opted_out_at else (
             "paused" if participant.paused_at else "unreachable"
         )

@@ -22,7 +22,7 @@ import logging
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import bindparam, create_engine, select, update
+from sqlalchemy import bindparam, create_engine, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select, Update
@@ -39,6 +39,8 @@ HEARTBEAT_EVERY = timedelta(seconds=2)  # a sending worker's sign of life, at mo
 _TABLE = Delivery.__table__  # type: ignore[attr-defined]
 _PEOPLE = Participant.__table__  # type: ignore[attr-defined]
 _BEATS = WorkerHeartbeat.__table__  # type: ignore[attr-defined]
+# A pause holds automated messages only: a text a person wrote still reaches a paused participant.
+_NOT_PAUSED = or_(_PEOPLE.c.paused_at.is_(None), _TABLE.c.staff_id.is_not(None))
 # The row is still ours: in sending, under our claim token.
 _MINE = (
     _TABLE.c.id == bindparam("delivery_id"),
@@ -78,12 +80,12 @@ def send_window(settings: Settings) -> timedelta:
 @cache
 def _passes(dialect: str) -> Update:
     """UPDATE ... RETURNING id where the row is ours, claimed within the send window, and its
-    participant consents and is not paused: the gate where there are no row locks (SQLite),
-    whose write holds the database through the provider call."""
+    participant consents and is not paused (or a person wrote it): the gate where there are no
+    row locks (SQLite), whose write holds the database through the provider call."""
     consents = select(_PEOPLE.c.id).where(
         _PEOPLE.c.id == _TABLE.c.participant_id,
         _PEOPLE.c.opted_out_at.is_(None),
-        _PEOPLE.c.paused_at.is_(None),
+        _NOT_PAUSED,
         _PEOPLE.c.undeliverable_at.is_(None),
     )
     return (
@@ -105,8 +107,7 @@ def _locks_on_postgres() -> tuple[str, dict[str, object]]:
         .join(_PEOPLE, _PEOPLE.c.id == _TABLE.c.participant_id)
         .where(
             *_MINE, _TABLE.c.claimed_at >= bindparam("window_start"),
-            _PEOPLE.c.opted_out_at.is_(None), _PEOPLE.c.paused_at.is_(None),
-            _PEOPLE.c.undeliverable_at.is_(None),
+            _PEOPLE.c.opted_out_at.is_(None), _NOT_PAUSED, _PEOPLE.c.undeliverable_at.is_(None),
         )
     )
     compiled = query.compile(dialect=postgresql.psycopg.dialect())
@@ -138,7 +139,7 @@ def _refused() -> Select:
     return (
         select(
             _TABLE.c.status, _TABLE.c.claim_token, _TABLE.c.attempts, _PEOPLE.c.opted_out_at,
-            _PEOPLE.c.paused_at, _PEOPLE.c.undeliverable_at,
+            _PEOPLE.c.paused_at, _PEOPLE.c.undeliverable_at, _TABLE.c.staff_id,
         )
         .join(_PEOPLE, _PEOPLE.c.id == _TABLE.c.participant_id)
         .where(_TABLE.c.id == bindparam("delivery_id"))
@@ -170,8 +171,8 @@ def beat(connection: Connection | Session, worker_id: str, moment: datetime) -> 
 def gate(*, connection: Connection, settings: Settings, delivery_id: int, token: str) -> str:
     """The send gate, right before the provider call: "send" if the row is still ours (sending
     under `token`, claimed within the send window) and its participant still consents and is
-    not paused, read from the database now; otherwise the row is settled and the reason
-    returned ("cancelled", "deferred" or "skipped").
+    not paused (a text a person wrote goes out paused too), read from the database now;
+    otherwise the row is settled and the reason returned ("cancelled", "deferred", "skipped").
 
     The participant row is held FOR SHARE and the delivery row locked until the caller's
     transaction ends, which it does after the provider call (on SQLite, the whole database):
@@ -186,7 +187,8 @@ def gate(*, connection: Connection, settings: Settings, delivery_id: int, token:
     found = connection.execute(_refused(), {"delivery_id": delivery_id}).first()
     if found is None:
         return "skipped"
-    status, claim_token, attempts, opted_out_at, paused_at, undeliverable_at = found
+    status, claim_token, attempts, opted_out_at, paused_at, undeliverable_at, staff_id = found
+    paused_at = paused_at if staff_id is None else None  # a person's text goes out paused too
     if status != DeliveryStatus.SENDING or claim_token != token:
         return "skipped"  # reconciled or taken over: no longer ours to send
     ours = update(_TABLE).where(*_MINE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +26,9 @@ class Claims:
     stale: list[int]  # rows a worker began sending and never finished: reconcile first
 
 
-def _claim(engine: Engine, where: list, values: dict, limit: int, order: object) -> list[int]:
+def _claim(
+    engine: Engine, where: list, values: dict, limit: int, order: Sequence[object]
+) -> list[int]:
     """Pick up to `limit` ids, then one conditional UPDATE ... RETURNING, in one transaction.
 
     On PostgreSQL the pick is FOR UPDATE SKIP LOCKED, so racing dispatchers take disjoint rows.
@@ -35,7 +38,7 @@ def _claim(engine: Engine, where: list, values: dict, limit: int, order: object)
     whole table to join a few ids. A list of ids is found by primary key, whatever the table's size.
     """
     with engine.begin() as connection:
-        chosen = select(Delivery.id).where(*where).order_by(order).limit(limit)
+        chosen = select(Delivery.id).where(*where).order_by(*order).limit(limit)
         if connection.dialect.name == "postgresql":
             chosen = chosen.with_for_update(skip_locked=True)
         ids = list(connection.execute(chosen).scalars())
@@ -48,18 +51,22 @@ def _claim(engine: Engine, where: list, values: dict, limit: int, order: object)
             .values(**values)
             .returning(Delivery.id)
         )
-        return list(connection.execute(statement).scalars())
+        # RETURNING comes in whatever order the UPDATE met the rows: give them as picked.
+        claimed = set(connection.execute(statement).scalars())
+        return [row_id for row_id in ids if row_id in claimed]
 
 
 def claim_due(*, engine: Engine, limit: int, moment: datetime | None = None) -> list[int]:
-    """Mark up to `limit` due rows queued and return their ids (oldest due first)."""
+    """Mark up to `limit` due rows queued and return their ids (oldest due first; equal due
+    times by id, so rows planned together go out in the order they were planned). The order is
+    the one of ix_delivery_status_due (status, due_at, id): read off the index, never sorted."""
     moment = moment or now()
     return _claim(
         engine,
         [col(Delivery.status) == DeliveryStatus.SCHEDULED, col(Delivery.due_at) <= moment],
         {"status": DeliveryStatus.QUEUED, "claimed_at": moment},
         limit,
-        col(Delivery.due_at),
+        (col(Delivery.due_at), col(Delivery.id)),
     )
 
 
@@ -72,7 +79,7 @@ def _reclaim(
         [col(Delivery.status) == status, col(Delivery.claimed_at) <= moment - older_than],
         {"claimed_at": moment},
         limit,
-        col(Delivery.claimed_at),
+        (col(Delivery.claimed_at),),
     )
 
 
@@ -117,5 +124,5 @@ def claim_stale(
         ],
         {"claimed_at": moment, "claim_token": None},
         limit,
-        col(Delivery.claimed_at),
+        (col(Delivery.claimed_at),),
     )

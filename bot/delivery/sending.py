@@ -83,7 +83,8 @@ def _prepare(
             participant=participant, moment=moment, outcome=outcome,
         ):
             continue
-        allowed = _allowed_at(
+        # A person's text goes now: they confirmed it inside quiet hours; the cap is automated.
+        allowed = moment if delivery.staff_id is not None else _allowed_at(
             session=session, settings=settings, participant=participant, program=program,
             moment=moment, counts=counts,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select, update
 
 from bot.clock import now
@@ -61,8 +62,10 @@ def record_events(*, session: Session, events: list[tuple[int, str, int | None]]
         for delivery_id, status, code in events
     ]
     table = DeliveryEvent.__table__  # type: ignore[attr-defined]
-    # One multi-row VALUES statement: its rowcount counts the rows that went in.
-    return session.exec(insert_or_ignore(session, table).values(rows)).rowcount or 0
+    # One multi-row VALUES statement; RETURNING counts the rows that went in (an INSERT's
+    # rowcount is -1 on PostgreSQL here, which would count a repeat as new).
+    statement = insert_or_ignore(session, table).values(rows).returning(table.c.id)
+    return len(session.exec(statement).all())
 
 
 def advance(
@@ -145,6 +148,64 @@ def schedule_retry(
     return retry
 
 
+# PostgreSQL: a callback in one round trip. The delivery found by its sid, the event logged
+# once (the unique (delivery_id, status) makes a repeat a no-op), and only a new event moves
+# the delivery, only forward: a late "sent" finds it delivered and leaves it there (under a
+# concurrent callback the UPDATE re-reads the row it waited for before judging it).
+_CALLBACK_ON_POSTGRES = text("""
+WITH found AS (
+    SELECT id, participant_id FROM delivery WHERE provider_sid = :sid
+), logged AS (
+    INSERT INTO delivery_event (delivery_id, status, error_code, at)
+    SELECT id, CAST(:status AS varchar), CAST(:code AS integer), CAST(:moment AS timestamptz)
+    FROM found
+    ON CONFLICT (delivery_id, status) DO NOTHING
+    RETURNING delivery_id
+), moved AS (
+    UPDATE delivery SET
+        status = CAST(:status AS varchar),
+        final_at = CASE WHEN CAST(:final AS boolean) THEN CAST(:moment AS timestamptz)
+                        ELSE delivery.final_at END,
+        error_code = COALESCE(CAST(:code AS integer), delivery.error_code)
+    FROM logged
+    WHERE delivery.id = logged.delivery_id
+      AND delivery.status = ANY(CAST(:lower AS varchar[]))
+    RETURNING delivery.id
+)
+SELECT found.id, found.participant_id, EXISTS (SELECT 1 FROM logged) AS logged,
+       EXISTS (SELECT 1 FROM moved) AS moved
+FROM found
+""")
+
+
+def _apply_callback(
+    session: Session, message_sid: str, status: DeliveryStatus, error_code: int | None
+) -> tuple[int, int, bool, bool] | None:
+    """(delivery id, participant id, whether the event was new, whether the delivery moved)
+    for the delivery with `message_sid`; None when no delivery has it (yet)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.flush()  # as a query through the session would (a no-op with nothing pending)
+        row = session.connection().execute(_CALLBACK_ON_POSTGRES, {
+            "sid": message_sid, "status": status.value, "code": error_code, "moment": now(),
+            "final": status in FINAL_STATUSES,
+            "lower": [s.value for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]],
+        }).first()
+        return None if row is None else (row[0], row[1], bool(row[2]), bool(row[3]))
+    # SQLite has no INSERT or UPDATE inside WITH: the same steps, one statement each.
+    found = session.exec(
+        select(Delivery.id, Delivery.participant_id).where(Delivery.provider_sid == message_sid)
+    ).first()
+    if found is None:
+        return None
+    delivery_id, participant_id = found
+    if not record_event(
+        session=session, delivery_id=delivery_id, status=status, error_code=error_code
+    ):
+        return delivery_id, participant_id, False, False
+    moved = advance(session=session, delivery_id=delivery_id, status=status, error_code=error_code)
+    return delivery_id, participant_id, True, moved
+
+
 def record_status(
     *,
     session: Session,
@@ -157,28 +218,24 @@ def record_status(
     status = PROVIDER_STATUS.get(provider_status.lower())
     if status is None:
         return "unknown-status"
-    delivery = session.exec(select(Delivery).where(Delivery.provider_sid == message_sid)).first()
-    if delivery is None:
+    applied = _apply_callback(session, message_sid, status, error_code)
+    if applied is None:
         # It may have beaten the worker to recording the sid: keep it to apply then.
         session.add(
             UnmatchedStatus(message_sid=message_sid, status=provider_status, error_code=error_code)
         )
         return "unmatched"
-    if not record_event(
-        session=session, delivery_id=delivery.id, status=status, error_code=error_code
-    ):
+    delivery_id, participant_id, logged, moved = applied
+    if not logged:
         return "duplicate"
-    moved = advance(session=session, delivery_id=delivery.id, status=status, error_code=error_code)
     if error_code is not None:
-        flag_participant(
-            session=session, participant_id=delivery.participant_id, error_code=error_code
-        )
+        flag_participant(session=session, participant_id=participant_id, error_code=error_code)
     if (
         moved
         and status in (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED)
         and error_code in CARRIER_RETRY_CODES
     ):
-        schedule_retry(session=session, delivery_id=delivery.id, max_attempts=max_attempts)
+        schedule_retry(session=session, delivery_id=delivery_id, max_attempts=max_attempts)
     return "advanced" if moved else "stale"
 
 

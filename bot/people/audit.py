@@ -17,6 +17,10 @@ ACTIONS = (
     "add-staff", "change-role", "remove-staff", "reset-lockout", "reset-totp", "reset-password",
     "search-number", "view-number", "view-history",
     "pause", "resume", "edit-attributes", "edit-timezone", "opt-out", "add-note",
+    "view-conversation", "send-text", "start-conversation", "assign", "resolve-conversation",
+    "view-alert", "acknowledge-alert", "resolve-alert",
+    "add-saved-reply", "edit-saved-reply", "remove-saved-reply",
+    "enroll", "import", "download-import-errors",
 )
 
 

@@ -41,6 +41,7 @@ COORDINATOR = COACH | {
     "participants.enroll",
     "alerts.manage",
     "replies.manage",  # saved replies
+    "reports.view",  # reply-time reports
 }
 ADMIN = COORDINATOR | {"staff.manage", "audit.view", "oncall.manage"}
 ANALYST = frozenset({"participants.view"})

@@ -35,7 +35,7 @@ DELIVERY_TITLES = {
     "welcome": "Welcome", "event": "Program message", "reminder": "Reminder",
     "narrative": "Narrative", "reply": "Automatic reply", "confirmation": "Confirmation",
     "safety": "Safety reply", "state": "Check-in question", "finished": "Program finished",
-    "help": "Help reply",
+    "help": "Help reply", "staff": "Text from staff",
 }
 STATUS_WORDS = {
     DeliveryStatus.SCHEDULED: "scheduled", DeliveryStatus.QUEUED: "queued to send",

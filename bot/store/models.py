@@ -107,7 +107,15 @@ class InboundMessage(SQLModel, table=True):
 class Delivery(SQLModel, table=True):
     """An outbound message: the outbox row is the work item and the history record."""
 
-    __table_args__ = (sa.Index("ix_delivery_status_due", "status", "due_at"),)
+    __table_args__ = (
+        # The outbox claim: due rows oldest first, the id breaking ties (`outbox.claim_due`).
+        sa.Index("ix_delivery_status_due", "status", "due_at", "id"),
+        # A participant's history by recency: the latest prompts and the questions still open
+        # to a reply, read backwards from now rather than through their whole history.
+        sa.Index("ix_delivery_participant_sent", "participant_id", "sent_at"),
+        # A participant's deliveries of one kind: their state questions, the closing message.
+        sa.Index("ix_delivery_participant_kind", "participant_id", "kind"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
@@ -158,6 +166,9 @@ class Answer(SQLModel, table=True):
     """A reply to a proximal assessment, credited to the prompt that asked it: one question,
     one answer (a real reply or a recorded `missing`), enforced by the database."""
 
+    # A participant's answers since a moment (a decision's outcome window), not all of them.
+    __table_args__ = (sa.Index("ix_answer_participant_answered", "participant_id", "answered_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
     delivery_id: int = Field(foreign_key="delivery.id", unique=True)
@@ -175,6 +186,10 @@ class InterventionRun(SQLModel, table=True):
     """One micro intervention given to one participant: when, why, and how it went."""
 
     __tablename__ = "intervention_run"
+    # The participant's open run (ended_at IS NULL) found at once, not among all their runs.
+    __table_args__ = (
+        sa.Index("ix_intervention_run_participant_ended", "participant_id", "ended_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
@@ -193,6 +208,10 @@ class DecisionPoint(SQLModel, table=True):
     """A decision rule applied to one event of one participant: the micro-randomized trial log."""
 
     __tablename__ = "decision_point"
+    # The decision points still waiting for their outcome (outcome_status IS NULL), not all.
+    __table_args__ = (
+        sa.Index("ix_decision_point_participant_open", "participant_id", "outcome_status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from bot.care.timing import TimezoneError
+from bot.participants import importing
 from bot.participants.enrollment import EnrollmentError, enroll
 from bot.participants.phones import PhoneNumberError, mask
 from bot.store.db import get_engine, session_scope
@@ -57,48 +58,35 @@ def enroll_command(
 @click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="also write the rows that failed, with the reason, to this CSV")
 def import_command(csv_file: Path, program_name: str, errors_file: Path | None) -> None:
-    """Enroll everyone in CSV_FILE (columns: phone, and optionally timezone)."""
+    """Enroll everyone in CSV_FILE (columns: phone; optionally timezone and the program's
+    attributes). Numbers already in the program are skipped, so a file can be run again."""
     settings = load_settings()
     program = find_program(settings, program_name)
     engine = get_engine(settings.database_url)
-    with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "phone" not in fields:
-            raise click.ClickException(f"{csv_file.name}:1: needs a 'phone' column header")
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
-    failures: list[tuple[int, dict[str, str], str]] = []
-    enrolled = 0
-    with click.progressbar(
-        list(enumerate(rows, start=2)), label="enrolling", file=sys.stderr
-    ) as progress:
-        for line, row in progress:
-            try:
-                with session_scope(engine) as session:
-                    enroll(
-                        session=session,
-                        phone=row.get("phone", ""),
-                        program=program,
-                        timezone=row.get("timezone") or settings.default_timezone,
-                        via="import",
-                    )
-                enrolled += 1
-            except (PhoneNumberError, TimezoneError, EnrollmentError) as exc:
-                failures.append((line, row, str(exc)))
-    click.echo(f"enrolled {enrolled} of {len(rows)} rows from {csv_file.name}")
-    for line, _row, reason in failures:
-        click.echo(f"  {csv_file.name}:{line}: {reason}")
+    try:
+        roster = importing.read_roster(csv_file.read_bytes(), program)
+    except importing.ImportFileError as exc:
+        raise click.ClickException(f"{csv_file.name}:{exc.row}: {exc.reason}") from None
+    if roster.ignored:
+        click.echo(f"columns {program.name} does not use, passed over: "
+                   f"{', '.join(roster.ignored)}")
+    counts: Counter[str] = Counter()
+    failures: list[tuple[int, tuple[str, ...], str]] = []
+    with click.progressbar(roster.rows, label="enrolling", file=sys.stderr) as progress:
+        for row in progress:
+            outcome = importing.enroll_row(engine=engine, program=program, roster=roster,
+                                           row=row, default_timezone=settings.default_timezone)
+            counts[outcome.kind] += 1
+            if outcome.kind == "failed":
+                failures.append((row.number, row.values, outcome.reason))
+    skipped = f"; {counts['skipped']} already enrolled, skipped" if counts["skipped"] else ""
+    click.echo(f"enrolled {counts['enrolled']} of {len(roster.rows)} rows from "
+               f"{csv_file.name}{skipped}")
+    for number, _values, reason in failures:
+        click.echo(f"  {csv_file.name}:{number}: {reason}")
     if errors_file and failures:
-        _write_failures(errors_file, failures)
+        errors_file.write_text(importing.failed_rows_csv(roster.header, failures),
+                               encoding="utf-8")
         click.echo(f"rows that failed are in {errors_file}")
     if failures:
         sys.exit(1)
-
-
-def _write_failures(errors_file: Path, failures: list[tuple[int, dict[str, str], str]]) -> None:
-    """The rows that failed, with their line in the input and the reason, as CSV."""
-    with errors_file.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["line", "phone", "timezone", "error"])
-        for line, row, reason in failures:
-            writer.writerow([line, row.get("phone", ""), row.get("timezone", ""), reason])

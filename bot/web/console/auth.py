@@ -117,7 +117,7 @@ def safe_next(target: str | None) -> str:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and parts.path.startswith("/console"):
             return target
-    return url_for("console.participants")
+    return url_for("console.index")
 
 
 @bp.before_request

@@ -25,7 +25,11 @@ class NavItem:
 
 # The console's sections, in order; a section is shown to those its permission admits.
 NAV: list[NavItem] = [
+    NavItem("console.inbox", "Inbox", "conversations.reply", "console.inbox"),
     NavItem("console.participants", "Participants", "participants.view", "console.participant"),
+    NavItem("console.alerts", "Alerts", "participants.view", "console.alert"),
+    NavItem("console.saved_replies", "Saved replies", "replies.manage", "console.saved_repl"),
+    NavItem("console.response_times", "Reports", "reports.view", "console.response"),
     NavItem("console.staff_accounts", "Staff", "staff.manage", "console.staff_"),
     NavItem("console.audit_log", "Audit log", "audit.view", "console.audit"),
 ]

@@ -13,7 +13,7 @@ from bot.people import staff
 from bot.store.db import session_scope
 from bot.store.support import Staff
 from bot.web.console import bp
-from bot.web.console.auth import begin_session, end_session, record, safe_next
+from bot.web.console.auth import begin_session, end_session, me, record, safe_next
 from bot.web.console.display import when
 from bot.web.console.forms import CodeForm, LoginForm
 
@@ -110,5 +110,9 @@ def logout() -> Any:
 
 @bp.get("/")
 def index() -> Any:
-    """The console's front door: the participants page (signing in first when needed)."""
+    """The console's front door: the inbox for those who answer participants, else the
+    participants page (signing in first when needed)."""
+    person = me()
+    if person is not None and staff.can(person, "conversations.reply"):
+        return redirect(url_for("console.inbox"))
     return redirect(url_for("console.participants"))

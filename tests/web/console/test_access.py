@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 from sqlmodel import Session
 
-from bot.store.support import Staff
+from bot.store.models import Alert
+from bot.store.support import Conversation, SavedReply, Staff
 from tests.people.factories import PASSWORD, participant_with_story
 
 ALL = {"admin", "coordinator", "coach", "analyst"}
@@ -42,6 +43,35 @@ ROUTES: list[tuple[str, str, dict[str, str], set[str]]] = [
     ("POST", "/console/staff/{coach}/totp", {}, ADMIN),
     ("POST", "/console/staff/{analyst}/remove", {}, ADMIN),
     ("GET", "/console/audit?action=view-number", {}, ADMIN),
+    ("GET", "/console/inbox", {}, IDENTIFY),
+    ("GET", "/console/inbox?folder=unassigned&part=list", {}, IDENTIFY),
+    ("GET", "/console/conversations/{cid}", {}, IDENTIFY),
+    ("POST", "/console/conversations/{cid}/reply", {"body": "Hi, it's Sam from the study."},
+     IDENTIFY),
+    ("POST", "/console/conversations/{cid}/note", {"body": "Left a voicemail."}, IDENTIFY),
+    ("POST", "/console/conversations/{cid}/assign", {"staff_id": "{coach}"}, IDENTIFY),
+    ("POST", "/console/conversations/{cid}/resolve", {"outcome": "No action needed"}, IDENTIFY),
+    ("POST", "/console/participants/{pid}/conversation", {}, IDENTIFY),
+    ("GET", "/console/participants/new", {}, MANAGE),
+    ("POST", "/console/participants/new", {"phone": "415 555 0199", "program": "daily-checkin",
+                                           "timezone": "America/Chicago", "consent": "y"}, MANAGE),
+    ("GET", "/console/participants/import", {}, MANAGE),
+    ("POST", "/console/participants/import", {"program": "daily-checkin"}, MANAGE),
+    ("GET", "/console/participants/import/progress?run=0123456789abcdef", {}, MANAGE),
+    ("GET", "/console/participants/import/failed.csv?run=0123456789abcdef", {}, MANAGE),
+    ("GET", "/console/participants/import/example.csv?program=daily-checkin", {}, MANAGE),
+    ("GET", "/console/alerts", {}, ALL),
+    ("GET", "/console/alerts?show=resolved", {}, ALL),
+    ("GET", "/console/alerts/{aid}", {}, ALL),
+    ("POST", "/console/alerts/{aid}/acknowledge", {}, IDENTIFY),
+    ("POST", "/console/alerts/{aid}/resolve", {"note": "Called: safe, with family."}, MANAGE),
+    ("GET", "/console/replies", {}, MANAGE),
+    ("POST", "/console/replies", {"title": "Call back", "body": "We'll call you today."},
+     MANAGE),
+    ("POST", "/console/replies/{rid}", {"r{rid}-title": "Hello", "r{rid}-body": "Hi there."},
+     MANAGE),
+    ("POST", "/console/replies/{rid}/remove", {}, MANAGE),
+    ("GET", "/console/reports/response-times", {}, MANAGE),
     ("POST", "/console/logout", {}, ALL),
 ]
 PUBLIC = {"/console/login", "/console/login/code", "/console/static/<path:filename>"}
@@ -60,9 +90,17 @@ def test_each_role_may_use_a_route_only_if_its_role_allows_it(
     method: str, path: str, data: dict[str, str], allowed: set[str],
 ) -> None:
     person = participant_with_story(session, start=datetime(2026, 3, 2, 15, tzinfo=UTC))
-    ids = {"pid": person.id, "coach": team["coach"].id, "analyst": team["analyst"].id}
+    talk = Conversation(participant_id=person.id, reason="human", severity=1,
+                        opened_at=datetime(2026, 3, 2, 16, tzinfo=UTC))
+    alert = Alert(participant_id=person.id, kind="crisis", detail="suicide: matched 'want to die'")
+    saved = SavedReply(title="Thanks", body="Thanks for letting us know.",
+                       updated_at=datetime(2026, 3, 1, tzinfo=UTC))
+    session.add_all([talk, alert, saved])
+    session.commit()
+    ids = {"pid": person.id, "coach": team["coach"].id, "analyst": team["analyst"].id,
+           "cid": talk.id, "aid": alert.id, "rid": saved.id}
     url = fill(path, ids)
-    form = {fill(k, ids): v for k, v in data.items()}
+    form = {fill(k, ids): fill(v, ids) for k, v in data.items()}
     anonymous = app.test_client().open(url, method=method, data=form)
     assert anonymous.status_code in (302, 400), "signing in comes first"
     if anonymous.status_code == 302:
@@ -79,7 +117,9 @@ def test_each_role_may_use_a_route_only_if_its_role_allows_it(
 def test_the_table_names_every_route_the_console_has(app: Flask) -> None:
     def shape(path: str) -> str:
         return path.split("?")[0].replace("{pid}", "<int:participant_id>").replace(
-            "{coach}", "<int:staff_id>").replace("{analyst}", "<int:staff_id>")
+            "{coach}", "<int:staff_id>").replace("{analyst}", "<int:staff_id>").replace(
+            "{cid}", "<int:conversation_id>").replace("{aid}", "<int:alert_id>").replace(
+            "{rid}", "<int:reply_id>")
 
     listed = {(method, shape(path)) for method, path, _, _ in ROUTES}
     routes = {

@@ -86,7 +86,7 @@ def test_an_admin_unlocks_a_locked_coach_and_turns_off_a_lost_second_factor(
     assert "locked until" in page and "Turn off 2-step" in page
     admin.post(f"/console/staff/{coach.id}/unlock")
     admin.post(f"/console/staff/{coach.id}/totp")
-    assert sign_in(client, TEAM["coach"]).headers["Location"] == "/console/participants"
+    assert sign_in(client, TEAM["coach"]).headers["Location"] == "/console/"
 
 
 def test_a_removed_coach_stays_in_the_list_and_cannot_sign_in(

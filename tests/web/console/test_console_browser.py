@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel
 from bot import create_app
 from bot.clock import now
 from bot.settings import Settings
+from bot.store.support import Conversation
 from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, LiveServer
 from tests.people.factories import PASSWORD, PHONE, TEAM, add_note, add_team, participant_with_story
 
@@ -45,8 +46,14 @@ def seeded(pg_engine: Engine) -> Iterator[dict[str, Any]]:
                  body="Called back: safe, has support at home tonight. Check in tomorrow.")
         participant_with_story(session, start=now() - timedelta(days=3), phone="+14155550188",
                                days=2)
+        talk = Conversation(participant_id=person.id, reason="crisis", severity=0,
+                            opened_at=now() - timedelta(days=1, minutes=30),
+                            waiting_since=now() - timedelta(minutes=12),
+                            target_at=now() + timedelta(minutes=3))
+        session.add(talk)
+        session.commit()
     server = LiveServer(create_app(settings))
-    yield {"url": server.url, "participant": person, "team": team}
+    yield {"url": server.url, "participant": person, "team": team, "conversation": talk}
     server.stop()
 
 
@@ -78,7 +85,7 @@ def signed_in(browser: Any, url: str, role: str, viewport: dict[str, int]) -> An
     page.get_by_label("Email").fill(TEAM[role])
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/console/participants"))
+    page.wait_for_url(re.compile(r"/console/(inbox|participants)"))
     return page
 
 
@@ -87,6 +94,7 @@ def test_a_coach_finds_a_participant_and_reveals_their_number_and_an_admin_sees_
 ) -> None:
     url, person = seeded["url"], seeded["participant"]
     page = signed_in(browser, url, "coach", WIDTHS["desktop"])
+    page.get_by_role("link", name="Participants", exact=True).click()
     page.get_by_label("Phone number").fill(PHONE[-4:])
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name=f"Participant {person.id}", exact=True).click()
@@ -110,6 +118,8 @@ def test_a_coach_finds_a_participant_and_reveals_their_number_and_an_admin_sees_
 
 
 PAGES = {
+    "inbox": ("coach", "/console/inbox"),
+    "conversation": ("coach", "/console/conversations/{cid}"),
     "participants": ("coach", "/console/participants"),
     "participant": ("coordinator", "/console/participants/{pid}"),
     "participant-analyst": ("analyst", "/console/participants/{pid}"),
@@ -124,7 +134,7 @@ PAGES = {
 def test_every_page_fits_the_screen_at_desktop_and_phone_widths(
     browser: Any, seeded: dict[str, Any], shots: Path, width: str
 ) -> None:
-    url, pid = seeded["url"], seeded["participant"].id
+    url, pid, cid = seeded["url"], seeded["participant"].id, seeded["conversation"].id
     viewport = WIDTHS[width]
     login = browser.new_page(viewport=viewport)
     login.goto(f"{url}/console/login")
@@ -134,7 +144,7 @@ def test_every_page_fits_the_screen_at_desktop_and_phone_widths(
     for name, (role, path) in PAGES.items():
         page = pages.get(role) or signed_in(browser, url, role, viewport)
         pages[role] = page
-        page.goto(url + path.format(pid=pid))
+        page.goto(url + path.format(pid=pid, cid=cid))
         page.screenshot(path=shots / f"{name}-{width}.png", full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} is {overflow}px wider than a {width} screen"

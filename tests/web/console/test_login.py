@@ -30,7 +30,7 @@ def test_a_coach_signs_in_and_lands_on_the_participants(app: Flask, team: Any,
                                                         session: Session) -> None:
     client = app.test_client()
     response = sign_in(client, TEAM["coach"])
-    assert response.status_code == 302 and response.headers["Location"] == "/console/participants"
+    assert response.status_code == 302 and response.headers["Location"] == "/console/"
     page = client.get("/console/participants")
     assert page.status_code == 200 and "Sign out" in page.get_data(as_text=True)
     assert actions(session) == ["sign-in"]
@@ -211,8 +211,8 @@ def test_after_signing_in_a_link_leads_back_only_to_the_console(app: Flask, team
     client = app.test_client()
     token = csrf_token(client)
     for target, landing in (("/console/account", "/console/account"),
-                            ("https://evil.example/", "/console/participants"),
-                            ("//evil.example/console", "/console/participants")):
+                            ("https://evil.example/", "/console/"),
+                            ("//evil.example/console", "/console/")):
         response = client.post("/console/login", data={
             "email": TEAM["coach"], "password": PASSWORD, "next": target, "csrf_token": token})
         assert response.headers["Location"] == landing
