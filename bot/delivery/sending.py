@@ -7,13 +7,17 @@ provider's message log, never blindly re-sent.
 A batch costs a few statements (claim, texts, sids) plus, per message, the send gate: one
 conditional statement in a transaction held through the provider call (bot.delivery.gate), on
 a connection each sending thread keeps for the batch. The batch reserves its rate slots in one
-Redis call, and every provider call goes over a kept-alive connection (bot.delivery.http_client).
+Redis call per two seconds of sends (one call at high rates), and every provider call goes over
+a kept-alive connection (bot.delivery.http_client). A worker told to stop ends the batch before
+its next provider call and puts the rows it never handed over back in the outbox
+(bot.delivery.stopping).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -31,9 +35,10 @@ from bot.delivery.claim import BatchOutcome
 from bot.delivery.encoding import MAX_CHARACTERS, encode
 from bot.delivery.gate import HEARTBEAT_EVERY, beat, durable, gate, gate_engine
 from bot.delivery.provider import SendFailure, SmsSender
-from bot.delivery.ratelimit import Pacer, RateLimiter, Slots
+from bot.delivery.ratelimit import Pacer, RateLimiter
 from bot.delivery.reconcile import reconcile
 from bot.delivery.record import Rendered, record_failure, record_sent_many, store_rendered
+from bot.delivery.stopping import Turns, release_unsent
 from bot.settings import Settings
 from bot.store.db import session_scope
 from bot.store.models import Delivery, Participant
@@ -174,6 +179,7 @@ class BatchSender:
         sender: SmsSender,
         limiter: RateLimiter | Pacer | None,
         programs: dict[str, Program],
+        stopping: threading.Event | None = None,
     ):
         self.engine, self.settings, self.sender = engine, settings, sender
         self.limiter, self.programs = limiter, programs
@@ -183,6 +189,8 @@ class BatchSender:
         # reconciled at once rather than after the claim timeout.
         self.worker_id = uuid.uuid4().hex
         self._last_beat = datetime.min.replace(tzinfo=UTC)
+        # Set when the process is told to stop: the batch ends before its next provider call.
+        self.stopping = stopping or threading.Event()
 
     def send_batch(self, ids: list[int]) -> BatchOutcome:
         outcome = BatchOutcome()
@@ -201,7 +209,7 @@ class BatchSender:
         )
         ready += [(delivery_id, phones[delivery_id], body) for delivery_id, body in texts.items()]
         # The claims are committed: from here a crash leaves rows in sending, to be reconciled.
-        results, error = self._send_all(ready, token)
+        results, unsent, error = self._send_all(ready, token)
         sids: dict[int, str] = {}
         for delivery_id, result, sid in results:
             getattr(outcome, result).append(delivery_id)
@@ -209,33 +217,34 @@ class BatchSender:
                 sids[delivery_id] = sid
         # The sids of the whole batch in one transaction, as soon as its sends are done: a
         # crash before this commits leaves the rows in sending, and reconcile finds them in the
-        # provider's log as it would after a crash right after a single send.
-        if sids:
+        # provider's log as it would after a crash right after a single send. Rows a stop left
+        # unsent go back to the outbox in the same transaction, due now.
+        if sids or unsent:
             with session_scope(self.engine) as session:
-                record_sent_many(session=session, sids=sids, token=token)
+                if sids:
+                    record_sent_many(session=session, sids=sids, token=token)
+                outcome.released = release_unsent(session=session, ids=unsent, token=token)
+        if outcome.released:
+            log.info("stopping: %d claimed messages back to the outbox", len(outcome.released))
         if error is not None:
             raise error
         return outcome
 
-    def _pacer(self, count: int) -> Pacer | None:
-        """The batch's rate slots: reserved at once from a RateLimiter, else one wait a send."""
-        if isinstance(self.limiter, RateLimiter):
-            return self.limiter.reserve(count)
-        return self.limiter
-
     def _send_all(
         self, ready: list[tuple[int, str, str]], token: str
-    ) -> tuple[list[tuple[int, str, str | None]], BaseException | None]:
+    ) -> tuple[list[tuple[int, str, str | None]], list[int], BaseException | None]:
         """Send every row, `send_concurrency` at a time; returns (id, outcome, sid) in the
-        order of `ready`, and the first unexpected error (the other rows are still sent)."""
+        order of `ready`, the ids never handed to the provider (a stop came first), and the
+        first unexpected error (the other rows are still sent)."""
         if not ready:
-            return [], None
-        pacer = self._pacer(len(ready))
+            return [], [], None
+        turns = Turns(self.limiter, len(ready), self.stopping)
         pending: queue.SimpleQueue[tuple[int, tuple[int, str, str]]] = queue.SimpleQueue()
         for place, item in enumerate(ready):
             pending.put((place, item))
+        unsent: list[int] = []
         lanes = [
-            self.pool.submit(self._lane, pending, token, pacer)
+            self.pool.submit(self._lane, pending, token, turns, unsent)
             for _ in range(min(self.settings.send_concurrency, len(ready)))
         ]
         results: list[tuple[int, tuple[int, str, str | None]]] = []
@@ -248,28 +257,35 @@ class BatchSender:
                 continue
             results += done
             error = error or failure
-        return [result for _, result in sorted(results)], error
+        # What no lane took was never handed over, whether a stop or an error ended the lanes.
+        while not pending.empty():
+            unsent.append(pending.get_nowait()[1][0])
+        return [result for _, result in sorted(results)], sorted(unsent), error
 
     def _lane(
-        self, pending: queue.SimpleQueue, token: str, pacer: Pacer | None
+        self, pending: queue.SimpleQueue, token: str, turns: Turns, unsent: list[int]
     ) -> tuple[list[tuple[int, tuple[int, str, str | None]]], Exception | None]:
-        """One sending thread: take rows until none are left, on one database connection."""
+        """One sending thread: take rows until none are left or a stop comes, on one database
+        connection; a row taken when the stop comes goes to `unsent`."""
         done: list[tuple[int, tuple[int, str, str | None]]] = []
         error: Exception | None = None
         connection: Connection | None = None
+
+        def idle() -> None:  # a long wait for a rate slot holds no connection
+            nonlocal connection
+            if connection is not None:
+                connection.close()
+                connection = None
+
         try:
             while True:
                 try:
                     place, item = pending.get_nowait()
                 except queue.Empty:
                     break
-                if pacer is not None:
-                    if connection is not None and isinstance(pacer, Slots) and (
-                        pacer.due_in() > HOLD_CONNECTION_FOR.total_seconds()
-                    ):
-                        connection.close()  # a long wait holds no connection
-                        connection = None
-                    pacer.wait()
+                if not turns.take(idle, HOLD_CONNECTION_FOR):
+                    unsent.append(item[0])  # list.append is atomic: lanes share it
+                    break
                 connection = connection or self.gates.connect()
                 try:
                     done.append((place, self._send_one(connection, item, token)))

@@ -6,7 +6,7 @@ worker; the others live in `bot.tools.commands`, one module per concern.
 
 from __future__ import annotations
 
-import logging
+import sys
 
 import click
 
@@ -17,7 +17,7 @@ from bot.tools.commands.enrollment import enroll_command, import_command
 from bot.tools.commands.export import export_group
 from bot.tools.commands.staff import staff_group
 
-BENCH_SECTIONS = ("delivery", "dispatch", "inbound", "hub", "simulation")
+BENCH_SECTIONS = ("delivery", "dispatch", "inbound", "hub", "simulation", "scale")
 
 
 @click.group()
@@ -25,10 +25,10 @@ def main() -> None:
     """Tend: an SMS hub for digital micro-intervention care."""
     from bot import logs
 
-    logs.install()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    # The processes log to stdout, as hosts expect; the other commands to stderr, so that what
+    # they print (an export, the bench's figures) stays theirs alone.
+    process = click.get_current_context().invoked_subcommand in ("worker", "dispatcher", "sandbox")
+    logs.configure(stream=sys.stdout if process else sys.stderr)
 
 
 for _command in (enroll_command, import_command, alerts_command, resume_command,
@@ -36,29 +36,45 @@ for _command in (enroll_command, import_command, alerts_command, resume_command,
     main.add_command(_command)
 
 
+def _revision(database_url: str) -> str | None:
+    """The schema's Alembic revision; None for an empty database or one not there yet."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.exc import OperationalError
+
+    from bot.store.db import get_engine
+
+    try:
+        with get_engine(database_url).connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError:  # a SQLite file whose folder is still to be made
+        return None
+
+
 @main.command()
 def migrate() -> None:
-    """Bring the database schema up to date (Alembic)."""
+    """Bring the database schema up to date (Alembic); run again, it changes nothing."""
     from bot.store.migrate import upgrade
 
     settings = load_settings()
+    before = _revision(settings.database_url)
     upgrade(settings)
-    click.echo("database is up to date")
+    after = _revision(settings.database_url)
+    if before == after:
+        click.echo(f"database is up to date at revision {after}: nothing to apply")
+    else:
+        click.echo(f"database is up to date at revision {after} (was {before or 'empty'})")
 
 
 @main.command("worker")
 @click.option("--burst", is_flag=True, help="stop when the queue is empty")
 def worker_command(burst: bool) -> None:
-    """Run a worker: send deliveries from the queue."""
-    from rq import SimpleWorker
-
+    """Run a worker: send deliveries from the queue; on SIGTERM, stop between two sends."""
     from bot.delivery.queues import delivery_queue
     from worker import context
 
     ctx = context.use(load_settings())
     queue = delivery_queue(ctx.settings, ctx.redis)
-    # SimpleWorker runs jobs in this process, so the pooled provider client stays warm.
-    SimpleWorker([queue], connection=ctx.redis).work(burst=burst, with_scheduler=False)
+    context.GracefulWorker([queue], connection=ctx.redis).work(burst=burst, with_scheduler=False)
 
 
 @main.command("dispatcher")

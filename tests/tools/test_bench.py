@@ -23,7 +23,8 @@ KEYS = {
     "dispatch_ms_10k", "dispatch_ms_100k", "dispatch_ms_1m", "dispatch_ratio_1m_10k",
     "dispatch_plan", "inbound_rps", "inbound_p50_ms", "inbound_p99_ms",
     "inbound_cpu_ms_per_request", "worker_peak_rss_mb", "provider_alone_rps",
-    "simulation_seconds", "errors", "targets",
+    "simulation_seconds", "scale_drain_seconds", "scale_worker_shares",
+    "scale_max_sends_in_a_second", "errors", "targets",
 }
 
 
@@ -61,6 +62,15 @@ def test_the_quick_benchmark_prints_every_figure_as_its_last_line(
     assert "Targets" in stdout
     assert "CPU ms per message" in stdout and "CPU ms per request" in stdout
     assert figures["bot_cpu_ms_per_message"] > 0 and figures["naive_cpu_ms_per_message"] > 0
+    # The scale-out rehearsal: a worker SIGKILLed and Redis restarted midway, yet every one of
+    # its 300 messages went out exactly once, within the rate, and the host restarted worker1.
+    assert (figures["scale_sent_once"], figures["scale_sent_twice"],
+            figures["scale_missing"]) == (300, 0, 0)
+    assert figures["targets"]["scale_exactly_once"] == "PASS"
+    assert figures["targets"]["scale_rate"] == "PASS", figures[
+        "scale_max_sends_in_a_second_steady"]
+    assert figures["scale_restarts"].get("worker1", 0) >= 1
+    assert "Scale-out rehearsal" in stdout
 
 
 def test_only_the_sections_asked_for_run_and_the_study_takes_its_size_from_the_options(
@@ -80,5 +90,6 @@ def test_only_the_sections_asked_for_run_and_the_study_takes_its_size_from_the_o
 def test_an_unknown_section_is_refused_with_the_names_to_choose_from() -> None:
     from bot.tools.bench import run_benchmark
 
-    with pytest.raises(click.BadParameter, match="delivery, dispatch, inbound, hub, simulation"):
+    names = "delivery, dispatch, inbound, hub, simulation, scale"
+    with pytest.raises(click.BadParameter, match=names):
         run_benchmark(quick=True, only=["delivery", "postman"])

@@ -236,7 +236,7 @@ class Stage:
         self.children.append(child)
         return child
 
-    def start_sandbox(self) -> Child:
+    def start_sandbox(self, callback_delay: float = CALLBACK_DELAY_SECONDS) -> Child:
         """The provider: the sandbox app under gunicorn, one process of threads that keeps
         connections alive as Twilio's API does (the werkzeug server closes each one). Status
         callbacks are held back an hour, so the send measurements time the API alone."""
@@ -246,7 +246,7 @@ class Stage:
             f"account_sid={env['TWILIO_ACCOUNT_SID']!r}, auth_token={env['TWILIO_AUTH_TOKEN']!r}, "
             f"bot_inbound_url={self.web_url + '/twilio/sms'!r}, "
             f"bot_number={env['TWILIO_FROM_NUMBER']!r}, public_url={self.sandbox_url!r}, "
-            f"callback_delay={CALLBACK_DELAY_SECONDS})"
+            f"callback_delay={callback_delay})"
         )
         child = self.start(
             "sandbox",
@@ -262,16 +262,19 @@ class Stage:
     def start_bot(self, name: str, command: str) -> Child:
         return self.start(name, [sys.executable, "-m", "bot.tools.cli", command])
 
-    def start_web(self, workers: int = 2, threads: int = 4) -> Child:
+    def start_web(self, workers: int = 2, threads: int = 4, port: int | None = None,
+                  name: str = "web") -> Child:
+        port = port or self.web_port
         child = self.start(
-            "web",
+            name,
             [
-                sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.web_port}",
+                sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
                 "--workers", str(workers), "--threads", str(threads), "--timeout", "15",
                 "bot:create_app()",
             ],
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         )
-        self.wait_port(child, self.web_port)
+        self.wait_port(child, port)
         return child
 
     def wait_port(self, child: Child, port: int, timeout: float = 30) -> None:

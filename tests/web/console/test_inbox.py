@@ -125,3 +125,15 @@ def test_a_coach_starts_a_conversation_from_the_participant_page(
     assert (talk.reason, talk.assigned_to, talk.waiting_since) == ("staff", team["coach"].id, None)
     again = coach.post(f"/console/participants/{person.id}/conversation")
     assert again.headers["Location"] == started.headers["Location"]  # the open one, not a second
+
+
+def test_a_reply_without_the_session_s_token_is_refused_and_nothing_is_sent(
+    text_bot, session, console_as, team
+):
+    talk = opened(text_bot, session, "can I talk to a person", "2026-06-05 20:00:00")
+    with freeze_time("2026-06-05 20:05:00"):
+        coach = console_as("coach")
+        forged = coach.client.post(f"/console/conversations/{talk.id}/reply",
+                                   data={"body": "Click this link"})
+    assert forged.status_code == 400
+    assert session.exec(select(Delivery).where(Delivery.kind == "staff")).all() == []
