@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +20,6 @@ from bot.sandbox import create_sandbox_app, sandbox_of
 ACCOUNT_SID = "AC" + "7b" * 16
 AUTH_TOKEN = "phone-test-token"
 BOT_NUMBER = "+15005550006"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class Server:
@@ -105,20 +94,6 @@ def sandbox_server(bot_server: Server) -> Iterator[Server]:
 def lonely_sandbox_server() -> Iterator[Server]:
     """A sandbox whose bot is not running."""
     yield from serve_sandbox_for(closed_url("/twilio/sms"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

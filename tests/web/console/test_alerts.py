@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +21,8 @@ from bot.people.notifications import alert_link
 from bot.settings import Settings
 from bot.store.models import Alert, InboundMessage
 from bot.store.support import AuditEvent, Notification, Staff, StaffNote
-from tests.people.factories import PASSWORD, PHONE, TEAM, participant_with_story
-from tests.web.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS, WIDTHS
+from tests.people.factories import PHONE, TEAM, participant_with_story
+from tests.web.console.test_console_browser import WIDTHS, signed_in
 
 ALL = {"admin", "coordinator", "coach", "analyst"}
 REPLY = {"admin", "coordinator", "coach"}
@@ -261,34 +260,10 @@ def test_every_role_finds_alerts_in_the_navigation(console_as: Any) -> None:
 # --- in a real browser ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 def shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("TEND_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def sign_in(browser: Any, url: str, role: str, viewport: dict[str, int]) -> Any:
-    page = browser.new_page(viewport=viewport)
-    page.goto(f"{url}/console/login")
-    page.get_by_label("Email").fill(TEAM[role])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/console/(inbox|participants)"))
-    return page
 
 
 @pytest.mark.browser
@@ -298,7 +273,7 @@ def test_a_coach_opens_the_alert_from_the_list_and_acknowledges_it(
 ) -> None:
     alert = crisis_alert(session)
     url = live_server(app).url
-    page = sign_in(browser, url, "coach", WIDTHS["desktop"])
+    page = signed_in(browser, url, "coach", WIDTHS["desktop"])
     page.get_by_role("link", name="Alerts").click()
     page.screenshot(path=shots(tmp_path) / "alerts-desktop.png", full_page=True)
     page.get_by_role("link", name=re.compile(rf"Alert {alert.id}$")).click()
@@ -361,7 +336,7 @@ def test_the_alert_reply_and_report_pages_fit_the_screen(
     url = live_server(app).url
     pages: dict[str, Any] = {}
     for name, (role, path) in MY_PAGES.items():
-        page = pages.get(role) or sign_in(browser, url, role, WIDTHS[width])
+        page = pages.get(role) or signed_in(browser, url, role, WIDTHS[width])
         pages[role] = page
         page.goto(url + path.format(aid=aid))
         page.screenshot(path=shots(tmp_path) / f"{name}-{width}.png", full_page=True)

@@ -20,12 +20,17 @@ from bot import create_app
 from bot.clock import now
 from bot.settings import Settings
 from bot.store.support import Conversation
-from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, LiveServer
+from tests.conftest import (  # noqa: F401
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    LiveServer,
+)
 from tests.people.factories import PASSWORD, PHONE, TEAM, add_note, add_team, participant_with_story
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
@@ -55,20 +60,6 @@ def seeded(pg_engine: Engine) -> Iterator[dict[str, Any]]:
     server = LiveServer(create_app(settings))
     yield {"url": server.url, "participant": person, "team": team, "conversation": talk}
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

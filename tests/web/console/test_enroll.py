@@ -29,7 +29,7 @@ from bot.store.support import AuditEvent
 from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL, LiveServer
 from tests.people.factories import TEAM, add_team
 from tests.web.console.conftest import Console
-from tests.web.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS, signed_in
+from tests.web.console.test_console_browser import signed_in
 
 # A coordinator's roster after a parenting group's first session: two good rows, one person
 # twice, and four rows a person has to look at again.
@@ -371,61 +371,57 @@ def live(pg_engine: Engine, redis_conn: redis.Redis, tmp_path: Path) -> Iterator
 
 @pytest.mark.browser
 def test_in_a_browser_an_import_shows_its_progress_to_the_end_and_lists_the_bad_row(
-    live: dict[str, Any], redis_conn: redis.Redis, tmp_path: Path
+    browser: Any, live: dict[str, Any], redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     shots = Path(os.environ.get("TEND_SCREENSHOTS") or tmp_path)  # kept when it is set
 
     roster = tmp_path / "roster.csv"
     roster.write_text("phone,wake_time\n415 555 0123,06:30\n415 555 0124,\n"
                       "415 555 01,\n415 555 0125,\n", encoding="utf-8")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = signed_in(browser, live["url"], "coordinator", {"width": 1280, "height": 900})
-        page.goto(f"{live['url']}/console/participants")
-        page.get_by_role("link", name="Import CSV").click()
-        page.get_by_label("Program").select_option("positive-parenting")
-        page.screenshot(path=shots / "import.png", full_page=True)
-        page.get_by_label("CSV file").set_input_files(str(roster))
-        page.get_by_label("Everyone in this file has agreed").check()
-        page.get_by_role("button", name="Upload and enroll").click()
-        expect(page.locator("#run-status")).to_contain_text("Waiting for the worker")
+    page = signed_in(browser, live["url"], "coordinator", {"width": 1280, "height": 900})
+    page.goto(f"{live['url']}/console/participants")
+    page.get_by_role("link", name="Import CSV").click()
+    page.get_by_label("Program").select_option("positive-parenting")
+    page.screenshot(path=shots / "import.png", full_page=True)
+    page.get_by_label("CSV file").set_input_files(str(roster))
+    page.get_by_label("Everyone in this file has agreed").check()
+    page.get_by_role("button", name="Upload and enroll").click()
+    expect(page.locator("#run-status")).to_contain_text("Waiting for the worker")
 
-        work(live["settings"], redis_conn)
+    work(live["settings"], redis_conn)
 
-        expect(page.locator("#run-status")).to_have_text("Done: all 4 rows are read.")
-        assert page.locator("progress").evaluate("bar => [bar.value, bar.max]") == [4, 4]
-        failures = page.locator("[data-part=failure-rows] tr")
-        expect(failures).to_have_count(1)
-        assert "wrong number of digits" in failures.first.inner_text()
-        assert failures.first.locator("td").first.inner_text() == "4"
-        expect(page.get_by_role("link", name="Download the rows that failed as CSV")
-               ).to_be_visible()
-        page.screenshot(path=shots / "import-done.png", full_page=True)
+    expect(page.locator("#run-status")).to_have_text("Done: all 4 rows are read.")
+    assert page.locator("progress").evaluate("bar => [bar.value, bar.max]") == [4, 4]
+    failures = page.locator("[data-part=failure-rows] tr")
+    expect(failures).to_have_count(1)
+    assert "wrong number of digits" in failures.first.inner_text()
+    assert failures.first.locator("td").first.inner_text() == "4"
+    expect(page.get_by_role("link", name="Download the rows that failed as CSV")
+           ).to_be_visible()
+    page.screenshot(path=shots / "import-done.png", full_page=True)
 
-        page.goto(f"{live['url']}/console/participants/new")
-        page.get_by_label("Program").select_option("medication-adherence")
-        expect(page.get_by_label("Dose time")).to_be_visible()
-        expect(page.get_by_label("Wake time")).to_be_hidden()
-        page.get_by_label("Phone number").fill("415 555 01")
-        page.get_by_label("Dose time").fill("8pm")
-        page.get_by_label("They have agreed").check()
-        page.get_by_role("button", name="Enroll").click()
-        expect(page.get_by_text("This number has the wrong number of digits")).to_be_visible()
-        expect(page.get_by_label("Phone number")).to_have_value("415 555 01")
-        page.screenshot(path=shots / "enroll-errors.png", full_page=True)
-        page.get_by_label("Phone number").fill("(415) 555-0199")
-        page.get_by_label("Dose time").fill("20:00")
-        page.get_by_role("button", name="Enroll").click()
-        expect(page.get_by_text("is enrolled in")).to_be_visible()
+    page.goto(f"{live['url']}/console/participants/new")
+    page.get_by_label("Program").select_option("medication-adherence")
+    expect(page.get_by_label("Dose time")).to_be_visible()
+    expect(page.get_by_label("Wake time")).to_be_hidden()
+    page.get_by_label("Phone number").fill("415 555 01")
+    page.get_by_label("Dose time").fill("8pm")
+    page.get_by_label("They have agreed").check()
+    page.get_by_role("button", name="Enroll").click()
+    expect(page.get_by_text("This number has the wrong number of digits")).to_be_visible()
+    expect(page.get_by_label("Phone number")).to_have_value("415 555 01")
+    page.screenshot(path=shots / "enroll-errors.png", full_page=True)
+    page.get_by_label("Phone number").fill("(415) 555-0199")
+    page.get_by_label("Dose time").fill("20:00")
+    page.get_by_role("button", name="Enroll").click()
+    expect(page.get_by_text("is enrolled in")).to_be_visible()
 
-        page.set_viewport_size({"width": 390, "height": 844})  # a phone
-        for name, path in (("enroll", "new"), ("import", "import")):
-            page.goto(f"{live['url']}/console/participants/{path}")
-            page.screenshot(path=shots / f"{name}-phone.png", full_page=True)
-            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"the {name} page is {overflow}px wider than a phone"
-        browser.close()
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    for name, path in (("enroll", "new"), ("import", "import")):
+        page.goto(f"{live['url']}/console/participants/{path}")
+        page.screenshot(path=shots / f"{name}-phone.png", full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the {name} page is {overflow}px wider than a phone"
+    page.close()

@@ -20,7 +20,7 @@ from tests.conftest import wait_for
 from tests.delivery.test_faults import deliver, tick
 from tests.people.channels import ONCALL, alerting, enroll_participant
 from tests.people.factories import PASSWORD, TEAM, add_team
-from tests.web.console.test_console_browser import WIDTHS, browser, shots  # noqa: F401
+from tests.web.console.test_console_browser import WIDTHS, shots  # noqa: F401
 
 pytestmark = pytest.mark.browser
 SAM = "+14155550142"
@@ -42,7 +42,7 @@ def sign_in(page: Any, url: str) -> None:
 
 
 def test_a_coach_answers_a_participant_in_crisis_from_the_inbox(
-    browser: Any, stack: Any, engine: Any, session: Session, redis_conn: Any,  # noqa: F811
+    browser: Any, stack: Any, engine: Any, session: Session, redis_conn: Any,
     shots: Path,  # noqa: F811
 ) -> None:
     from playwright.sync_api import expect
