@@ -25,7 +25,7 @@ from bot.delivery.encoding import MAX_CHARACTERS, encode
 from bot.people import escalation
 from bot.people.oncall import staff_zone
 from bot.settings import Settings
-from bot.store.models import Alert, Delivery, DeliveryStatus, Participant
+from bot.store.models import Delivery, DeliveryStatus, Participant
 from bot.store.support import Conversation, Staff, StaffNote
 
 # Why a conversation opened, in the words the inbox shows.
@@ -226,7 +226,5 @@ def resolve(session: Session, conversation: Conversation, staff: Staff, outcome:
     conversation.outcome = outcome
     conversation.waiting_since = conversation.target_at = None
     session.add(conversation)
-    if conversation.alert_id is not None:
-        alert = session.get(Alert, conversation.alert_id)
-        if alert is not None and alert.acknowledged_at is None:
-            escalation.acknowledge(session, alert.id or 0, staff.email, moment)
+    if conversation.alert_id is not None:  # the first acknowledgement stands
+        escalation.acknowledge(session, conversation.alert_id, staff.email, moment)

@@ -7,15 +7,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from sqlmodel import Session, col, select
-from wtforms import BooleanField, SelectField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length
 
 from bot import web
 from bot.clock import now
 from bot.delivery.cap import quiet_until
-from bot.delivery.encoding import MAX_CHARACTERS, encode
+from bot.delivery.encoding import MAX_CHARACTERS
 from bot.people import conversations, inbox, staff
 from bot.people.conversations import ConversationError, QuietHours
 from bot.people.participants import status_of
@@ -25,30 +22,10 @@ from bot.store.support import Conversation, SavedReply, Staff
 from bot.web.console import bp
 from bot.web.console.auth import me, record, requires, wants_json
 from bot.web.console.display import when
+from bot.web.console.forms import AssignForm, NoteForm, ReplyForm, ResolveForm
 from bot.web.console.participant import get_participant, program_of
 
 REFRESH_SECONDS = 3
-
-
-class ReplyForm(FlaskForm):
-    body = TextAreaField("Text to send", validators=[InputRequired(), Length(
-        min=1, max=MAX_CHARACTERS)], render_kw={"rows": 4, "maxlength": MAX_CHARACTERS})
-    quiet_confirmed = BooleanField("Send it now anyway")
-
-
-class NoteForm(FlaskForm):
-    body = TextAreaField("Staff note", validators=[InputRequired(), Length(min=1, max=4000)],
-                         description="Seen by staff only, never by the participant.",
-                         render_kw={"rows": 2})
-
-
-class AssignForm(FlaskForm):
-    staff_id = SelectField("Assigned to", choices={}, validate_choice=False)
-
-
-class ResolveForm(FlaskForm):
-    outcome = SelectField("How it ended", validators=[DataRequired()],
-                          choices={"": "Choose…", **{o: o for o in conversations.OUTCOMES}})
 
 
 def _get(db: Session, conversation_id: int) -> Conversation:
@@ -158,9 +135,8 @@ def conversation_reply(conversation_id: int) -> Any:
         except ConversationError as refused:
             form.body.errors = [str(refused)]
             return render(conversation_id, status=400, forms={"reply": form})
-        segments = delivery.segments or encode(delivery.body or "").segments
         record(db, "send-text", conversation.participant_id,
-               f"conversation {conversation_id}; {segments} segment(s)"
+               f"conversation {conversation_id}; {delivery.segments} segment(s)"
                + ("; inside quiet hours, confirmed" if form.quiet_confirmed.data else ""))
     return _back(conversation_id, "Text queued. Its delivery status shows below.",
                  anchor="#reply")

@@ -14,6 +14,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from bot.delivery.encoding import MAX_CHARACTERS
+from bot.people.conversations import OUTCOMES
 from bot.people.participants import STATUS_LABELS
 from bot.people.staff import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, ROLE_SUMMARIES
 from bot.store.support import ROLES
@@ -113,3 +115,19 @@ class ProfileForm(FlaskForm):
                            description="An IANA name like America/Chicago.",
                            render_kw={"list": "zones", "autocomplete": "off",
                                       "spellcheck": "false"})
+
+
+# A conversation: the text to send, its assignment, how it ended.
+class ReplyForm(FlaskForm):
+    body = TextAreaField("Text to send", validators=[InputRequired(), Length(
+        min=1, max=MAX_CHARACTERS)], render_kw={"rows": 4, "maxlength": MAX_CHARACTERS})
+    quiet_confirmed = BooleanField("Send it now anyway")
+
+
+class AssignForm(FlaskForm):
+    staff_id = SelectField("Assigned to", choices={}, validate_choice=False)
+
+
+class ResolveForm(FlaskForm):
+    outcome = SelectField("How it ended", validators=[DataRequired()],
+                          choices={"": "Choose…", **{o: o for o in OUTCOMES}})
