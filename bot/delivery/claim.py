@@ -71,12 +71,9 @@ def settle_unsendable(
 ) -> bool:
     """Settle a row that cannot go out (no consent, too many attempts, no program); returns
     whether it was settled."""
-    # A text a person wrote reaches a paused participant; an automated one waits for the resume.
-    blocked = (
-        participant.opted_out_at is not None or participant.undeliverable_at is not None
-        if delivery.staff_id is not None else not participant.receives_automated_content
-    )
-    if blocked:
+    receives = (participant.receives_a_person_s_text if delivery.staff_id is not None
+                else participant.receives_automated_content)
+    if not receives:
         reason = "opted out" if participant.opted_out_at else (
             "paused" if participant.paused_at else "unreachable"
         )

@@ -83,9 +83,12 @@ class Participant(SQLModel, table=True):
 
     @property
     def receives_automated_content(self) -> bool:
-        return self.opted_out_at is None and self.paused_at is None and (
-            self.undeliverable_at is None
-        )
+        return self.receives_a_person_s_text and self.paused_at is None
+
+    @property
+    def receives_a_person_s_text(self) -> bool:
+        """A text staff write: a pause holds automated messages only; STOP holds everything."""
+        return self.opted_out_at is None and self.undeliverable_at is None
 
 
 class InboundMessage(SQLModel, table=True):
