@@ -69,6 +69,7 @@ def test_a_coach_answers_a_participant_in_crisis_from_the_inbox(
     item = coach.locator(".inbox-item.severity-0")
     expect(item).to_contain_text("I want to die", timeout=15_000)
     seen = time.monotonic() - texted
+    expect(coach.get_by_role("navigation", name="Folders")).to_contain_text("All open 1")
     alert = session.exec(select(Alert)).one()
     assert page_text.startswith(f"Tend: crisis alert {alert.id}")
     coach.screenshot(path=shots / "inbox-crisis-desktop.png", full_page=True)
