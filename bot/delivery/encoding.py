@@ -9,6 +9,7 @@ GSM7_BASIC = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENDED = set("^{}\\[~]|€\f")  # each costs two septets
+GSM7 = frozenset(GSM7_BASIC | GSM7_EXTENDED)
 
 # Look-alikes that editors insert and that would turn a 160-character text into a 70-character one.
 LOOKALIKES = {
@@ -18,6 +19,8 @@ LOOKALIKES = {
     "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2009": " ", "\u202f": " ", "\u200b": "",
     "\u2026": "...", "\u2022": "-", "\u00b4": "'", "\u02bc": "'",
 }
+
+_LOOKALIKE_TABLE = str.maketrans(LOOKALIKES)
 
 MAX_CHARACTERS = 1600  # Twilio refuses longer bodies
 WARN_SEGMENTS = 2
@@ -33,14 +36,15 @@ class Encoded:
 
 def normalize(text: str) -> str:
     """Replace look-alike punctuation so a message stays in GSM-7 when it can."""
-    return "".join(LOOKALIKES.get(char, char) for char in text)
+    return text.translate(_LOOKALIKE_TABLE)
 
 
 def encode(text: str) -> Encoded:
     """Normalize `text` and count its segments (GSM-7 160/153, UCS-2 70/67)."""
     body = normalize(text)
-    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in body):
-        units = sum(2 if c in GSM7_EXTENDED else 1 for c in body)
+    characters = set(body)
+    if characters <= GSM7:
+        units = len(body) + sum(body.count(c) for c in characters & GSM7_EXTENDED)
         single, multi, encoding = 160, 153, "GSM-7"
     else:
         # UTF-16 code units: characters outside the BMP (most emoji) take two.

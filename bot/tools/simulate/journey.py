@@ -28,6 +28,7 @@ from bot.participants.enrollment import enroll
 from bot.settings import Settings
 from bot.store.db import session_scope
 from bot.store.models import Delivery, DeliveryEvent, DeliveryStatus, Participant
+from bot.store.upkeep import analyze_grown
 from bot.tools.personas import Persona, Received, Text, make_persona, persona_names
 from bot.tools.simulate.plan import (
     ENROLL_AT,
@@ -41,6 +42,9 @@ from bot.tools.simulate.plan import (
 )
 
 REACHED_PHONE = (DeliveryStatus.DELIVERED,)
+# Weeks of history are written in minutes: table statistics are refreshed as autovacuum would
+# refresh them (`analyze_grown`) this often on the virtual clock, or its plans go stale.
+UPKEEP_EVERY = timedelta(hours=6)
 
 
 class TextFailed(Exception):
@@ -117,9 +121,14 @@ class Simulation:
 
     def _steps(self, clock: object, started: datetime, end: datetime, wall: float) -> int:
         mark = now()
+        analyzed = mark
+        analyze_grown(self.engine)
         self._step()
         steps, reported = 1, 0
         while mark < end:
+            if mark - analyzed >= UPKEEP_EVERY:
+                analyzed = mark
+                analyze_grown(self.engine)
             target = self._next_moment(mark, end)
             if target > now():
                 clock.move_to(target)  # type: ignore[attr-defined]
