@@ -23,8 +23,8 @@ KEYS = {
     "dispatch_ms_10k", "dispatch_ms_100k", "dispatch_ms_1m", "dispatch_ratio_1m_10k",
     "dispatch_plan", "inbound_rps", "inbound_p50_ms", "inbound_p99_ms",
     "inbound_cpu_ms_per_request", "worker_peak_rss_mb", "provider_alone_rps",
-    "simulation_seconds", "scale_drain_seconds", "scale_worker_shares",
-    "scale_max_sends_in_a_second", "errors", "targets",
+    "simulation_seconds", "simulation_statements_per_message", "scale_drain_seconds",
+    "scale_worker_shares", "scale_max_sends_in_a_second", "errors", "targets",
 }
 
 

@@ -17,6 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 import click
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.settings import Settings
 from bot.tools.bench import delivery, dispatch, fixtures
@@ -214,11 +216,20 @@ def _simulation(bench: Bench, number: int) -> None:
     scale = bench.scale
     empty_tables(bench.engine)
     groups = {"simulation": "self", "postgres": bench.stage.postgres}
+    statements = [0]
+
+    def counted(*_: object) -> None:
+        statements[0] += 1
+
     before = cpu_seconds(groups)
-    study = simulation.run_simulation(
-        bench.engine, database_url=bench.stage.database_url, redis_url=bench.stage.redis_url,
-        participants=scale.sim_participants, days=scale.sim_days, say=numbered,
-    )
+    event.listen(Engine, "after_cursor_execute", counted)
+    try:
+        study = simulation.run_simulation(
+            bench.engine, database_url=bench.stage.database_url, redis_url=bench.stage.redis_url,
+            participants=scale.sim_participants, days=scale.sim_days, say=numbered,
+        )
+    finally:
+        event.remove(Engine, "after_cursor_execute", counted)
     spent = cpu_spent(before, cpu_seconds(groups))
     bench.figures["simulation"] = study
     seconds = next((study[key] for key in SIMULATION_SECONDS if key in study), None)
@@ -229,6 +240,12 @@ def _simulation(bench: Bench, number: int) -> None:
             1000 * sum(spent.values()) / messages, 3
         )
         say(cpu_line(spent, messages, float(seconds or 0.0), "message"))
+        # Where the time goes: statements per message (the send gate's own, one per send,
+        # goes straight to the driver and is not among them).
+        per_message = statements[0] / messages
+        bench.figures["simulation_statements_per_message"] = round(per_message, 1)
+        say(f"      SQL statements: {statements[0]:,} ({per_message:.1f} per message, besides "
+            "the send gate's one per send)")
     if scale.sim_participants >= 1000 and scale.sim_days >= 56 and seconds is not None:
         bench.target("simulation", f"a study of {scale.sim_participants} x {scale.sim_days} days "
                      f"in <= {TARGET_SIMULATION_SECONDS:.0f} s", f"{seconds:.0f} s",
