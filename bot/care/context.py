@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam
@@ -32,6 +32,26 @@ def answers_of(session: Session, participant_ids: set[int]) -> dict[int, list[An
     return found
 
 
+class History(Mapping[str, Any]):
+    """A template's `history`: each part is read when a template first uses it, so a message
+    that quotes no history costs nothing for it, however long the participant's history is."""
+
+    def __init__(self, parts: dict[str, Callable[[], Any]]) -> None:
+        self._parts = parts
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._read:
+            self._read[name] = self._parts[name]()  # KeyError: undefined, as in a dict
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+
 def message_context(
     *,
     session: Session,
@@ -43,12 +63,10 @@ def message_context(
     """What a template may use: see narratives/README.md, "Templates".
 
     `answers`: the participant's answers oldest first, as `answers_of` gives them, when the
-    caller read them already.
+    caller read them already (for a batch, in one query). `history` is read only as far as
+    the template uses it, while `session` is open.
     """
     context = base_context(participant, program)
-    if answers is None:
-        assert participant.id is not None
-        answers = answers_of(session, {participant.id})[participant.id]
     _, _, occurrence = (delivery.event_key or "").partition("#")
     intervention, event = program.find_event(delivery.event_key or "")
     sent = (delivery.context or {}).get("sent_event")
@@ -63,14 +81,20 @@ def message_context(
         "times": int((delivery.context or {}).get("times") or (event.times if event else 0)),
         "goal": event.goal if event else "",
     }
-    # Unpacked by position: a year of answers, each read by name, costs more than the query.
-    given = [{"value": value, "raw": raw, "at": at}
-             for _, value, raw, at, missing in answers if not missing]
-    context["history"] = {
+    def given() -> list[dict[str, Any]]:
+        rows = answers
+        if rows is None:
+            rows = answers_of(session, {participant.id or 0})[participant.id or 0]
+        # Unpacked by position: a year of answers, each read by name, costs more than the query.
+        return [{"value": value, "raw": raw, "at": at}
+                for _, value, raw, at, missing in rows if not missing]
+
+    history = History({
         "answers": given,
-        "answered": len(given),
-        "interventions": history_of(session, participant.id or 0, program),
-    }
+        "answered": lambda: len(history["answers"]),
+        "interventions": lambda: history_of(session, participant.id or 0, program),
+    })
+    context["history"] = history
     if delivery.kind == "narrative":
         context.update(narrative_context(session, program, delivery))
     return context

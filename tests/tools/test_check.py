@@ -4,7 +4,7 @@ succeeding, struggling, disengaged), with the context production gives them."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -300,8 +300,8 @@ def test_the_shipped_programs_with_a_broken_narrative_fail(check: Check, tmp_pat
 
 
 def shape(value: Any) -> Any:
-    """The structure of a context: dict keys all the way down, lists by their first item."""
-    if isinstance(value, dict):
+    """The structure of a context: mapping keys all the way down, lists by their first item."""
+    if isinstance(value, Mapping):
         return {key: shape(item) for key, item in value.items()}
     if isinstance(value, list):
         return [shape(value[0])] if value else []

@@ -47,6 +47,7 @@ from bot.tools.bench.stage import (
     empty_tables,
     release_redis,
 )
+from bot.tools.simulate.plan import quiet_logs
 
 SECTIONS = ("delivery", "dispatch", "inbound", "hub", "simulation", "scale")
 
@@ -191,7 +192,8 @@ def _hub(bench: Bench, number: int) -> None:
         return
     say(f"{number}. Hub: an evaluation and a send, a week of history against a year")
     empty_tables(bench.engine)
-    found = run_hub(bench.engine, say=say)
+    with quiet_logs():  # the service's INFO lines, one per evaluation timed, are not figures
+        found = run_hub(bench.engine, say=say)
     bench.errors["hub"] = int(found.get("errors", 0) or 0)
     found = {key if key.startswith("hub") else f"hub_{key}": value for key, value in found.items()}
     bench.figures.update(found)
