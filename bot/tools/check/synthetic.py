@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from bot.care.context import intervention_place
+from bot.care.context import History, intervention_place
 from bot.care.narrative import base_context
 from bot.care.planning import attributes_of
 from bot.care.programs import AssessmentSpec, Intervention, Program
@@ -127,12 +127,13 @@ class Synthetic:
         return self._summary(intervention, 0, None, tally)
 
     def history(self, current: Intervention | None = None, fresh: bool = False
-                ) -> dict[str, Any]:
-        """Mirrors the `history` of `context.message_context`."""
+                ) -> History:
+        """Mirrors the `history` of `context.message_context`, of the same type: a template
+        that treats it as other than a mapping fails here as it would at send time."""
         moment = self.moment(time(12))
         count = len(self.persona.answers)
         runs = self.past(current) + ([self.running(current, fresh)] if current else [])
-        return {
+        parts: dict[str, Any] = {
             "answers": [
                 {"value": value, "raw": f"{value:g}" if value is not None else "busy day",
                  "at": moment - timedelta(days=count - index)}
@@ -141,6 +142,7 @@ class Synthetic:
             "answered": count,
             "interventions": runs if self.program.interventions else [],
         }
+        return History({name: (lambda part=part: part) for name, part in parts.items()})
 
     def message(self, event: dict[str, Any], current: Intervention | None = None,
                 fresh: bool = False) -> dict[str, Any]:
