@@ -4,11 +4,8 @@ it all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -19,22 +16,9 @@ from bot.clock import now
 from bot.participants.enrollment import enroll
 from bot.settings import PROJECT_ROOT
 from bot.store.models import Answer, Delivery, DeliveryStatus, InterventionRun
+from tests.conftest import counted
 
 PROGRAMS = programs_in(PROJECT_ROOT / "narratives")
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def _asked_and_answered(session: Session, participant_id: int, value: float) -> None:
@@ -65,13 +49,13 @@ def test_a_message_that_quotes_no_history_reads_none(engine: Engine) -> None:
         tip = Delivery(participant_id=person.id or 0, kind="event", template="breaks_learn.txt",
                        due_at=now())
 
-        with statements(engine) as seen:
+        with counted(engine) as seen:
             text = render(program, "breaks_learn.txt", message_context(
                 session=session, participant=person, program=program, delivery=tip))
 
         assert text and seen == []
         # The hub's closing message tells the past: its history is read when it is rendered.
-        with statements(engine) as seen:
+        with counted(engine) as seen:
             closing = render(program, "finished.txt", message_context(
                 session=session, participant=person, program=program, delivery=tip))
         assert len(seen) == 1

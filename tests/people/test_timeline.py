@@ -3,33 +3,17 @@ and as few queries for a year of history as for a week."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from freezegun import freeze_time
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.people.timeline import PAGE, timeline
+from tests.conftest import counted
 from tests.people.factories import add_note, add_team, participant_with_story
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-
-@contextmanager
-def counted(engine: Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_the_timeline_tells_the_whole_story_newest_first(session: Session) -> None:
