@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.care import hub
@@ -129,14 +131,29 @@ def apply_decision(
 
 
 def mark_sending(
-    delivery: Delivery, *, moment: datetime, token: str, worker_id: str | None
+    session: Session, deliveries: list[Delivery], *, moment: datetime, token: str,
+    worker_id: str | None,
 ) -> None:
-    """Claim the row for this batch: sending under `token`, its text encoded if it has one."""
-    if delivery.body is not None and delivery.segments is None:
-        encoded = encode(delivery.body)
-        delivery.body, delivery.segments = encoded.body, encoded.segments
-        delivery.encoding = encoded.encoding
-    delivery.status = DeliveryStatus.SENDING
-    delivery.attempts += 1
-    delivery.claimed_at = delivery.send_started_at = moment
-    delivery.claim_token, delivery.claimed_by = token, worker_id
+    """Claim the rows for this batch in one statement: sending under `token`, attempts counted;
+    a text a row already has is encoded. The instances show what was written, as if flushed."""
+    if not deliveries:
+        return
+    for delivery in deliveries:
+        if delivery.body is not None and delivery.segments is None:
+            encoded = encode(delivery.body)
+            delivery.body, delivery.segments = encoded.body, encoded.segments
+            delivery.encoding = encoded.encoding
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    claimed = {
+        "status": DeliveryStatus.SENDING, "claimed_at": moment, "send_started_at": moment,
+        "claim_token": token, "claimed_by": worker_id,
+    }
+    session.exec(  # type: ignore[call-overload]
+        update(table)
+        .where(table.c.id.in_([delivery.id for delivery in deliveries]))
+        .values(attempts=table.c.attempts + 1, **claimed)
+    )
+    for delivery in deliveries:
+        for name, value in claimed.items():
+            set_committed_value(delivery, name, value)
+        set_committed_value(delivery, "attempts", delivery.attempts + 1)

@@ -43,6 +43,18 @@ def _store_text() -> Update:
     )
 
 
+# PostgreSQL: every rendered text of the batch in one statement (SQLite: one per row).
+_STORE_TEXTS_ON_POSTGRES = text("""
+UPDATE delivery SET body = given.body, segments = given.segments, encoding = given.encoding,
+                    program_version = given.version
+FROM unnest(CAST(:ids AS integer[]), CAST(:texts AS varchar[]), CAST(:parts AS integer[]),
+            CAST(:charsets AS varchar[]), CAST(:versions AS varchar[]))
+     AS given (id, body, segments, encoding, version)
+WHERE delivery.id = given.id AND delivery.status = :sending
+  AND delivery.claim_token = :token AND delivery.body IS NULL
+""")
+
+
 def store_rendered(
     *, session: Session, token: str, rendered: dict[int, Rendered], failed: list[int]
 ) -> dict[int, str]:
@@ -50,8 +62,8 @@ def store_rendered(
     returns the texts {id: body} to hand to the send gate, in `rendered`'s order. Ids failed
     for good go to `failed`.
 
-    The texts are one statement run for all rows; a row that is no longer ours keeps no text,
-    and the send gate, which checks the same claim, refuses it.
+    The texts are one statement for all rows (run once per row on SQLite); a row that is no
+    longer ours keeps no text, and the send gate, which checks the same claim, refuses it.
     """
     table = Delivery.__table__  # type: ignore[attr-defined]
     moment = now()
@@ -66,7 +78,15 @@ def store_rendered(
         ).rowcount:
             failed.append(delivery_id)
     texts = {i: r for i, r in rendered.items() if not isinstance(r, str)}
-    if texts:
+    if texts and session.get_bind().dialect.name == "postgresql":
+        rows = list(texts.items())
+        session.connection().execute(_STORE_TEXTS_ON_POSTGRES, {
+            "token": token, "sending": DeliveryStatus.SENDING.value,
+            "ids": [i for i, _ in rows], "texts": [r[0] for _, r in rows],
+            "parts": [r[1] for _, r in rows], "charsets": [r[2] for _, r in rows],
+            "versions": [r[3] for _, r in rows],
+        })
+    elif texts:
         session.connection().execute(_store_text(), [
             {"row_id": i, "token": token, "text": body, "parts": parts, "charset": charset,
              "version": version}

@@ -101,13 +101,16 @@ def _prepare(
             moment=moment, outcome=outcome,
         ):
             continue
-        claim.mark_sending(delivery, moment=moment, token=token, worker_id=worker_id)
         counts.claim(participant.id or 0)
         # A template is rendered after this transaction commits (`render_claimed`): a slow or
         # runaway template never holds these row locks.
         claimed.append((delivery, participant))
     for delivery, _ in rows:
         session.add(delivery)
+    claim.mark_sending(
+        session, [delivery for delivery, _ in claimed], moment=moment, token=token,
+        worker_id=worker_id,
+    )
     return claimed
 
 
