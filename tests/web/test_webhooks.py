@@ -72,6 +72,31 @@ def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(client, 
     assert response.status_code == 200
 
 
+def test_a_genuine_text_costs_one_signature(twilio_post, settings, validations):
+    assert twilio_post("/twilio/sms", inbound_params(PARENT, "HELP")).status_code == 200
+    assert validations == [settings.public_base_url + "/twilio/sms"]
+
+
+def test_a_signature_over_the_url_with_its_default_port_is_accepted(client, settings):
+    # Twilio's back end sometimes signs https://host:443/...: the library accepts both forms.
+    params = inbound_params(PARENT, "HELP")
+    with_port = settings.with_overrides(public_base_url="https://tend.example.org:443")
+    response = client.post(
+        "/twilio/sms", data=params,
+        headers={"X-Twilio-Signature": sign(with_port, "/twilio/sms", params)},
+    )
+    assert response.status_code == 200
+
+
+def test_a_signature_header_that_is_not_base64_is_refused_not_an_error(client, session):
+    response = client.post(
+        "/twilio/sms", data=inbound_params(PARENT, "JOIN"),
+        headers={"X-Twilio-Signature": "é" * 28},
+    )
+    assert response.status_code == 403
+    assert count(session, InboundMessage) == 0
+
+
 def test_a_retried_webhook_is_processed_once(text_bot, session):
     first = text_bot(PARENT, "JOIN", sid="SM" + "a" * 32)
     retry = text_bot(PARENT, "JOIN", sid="SM" + "a" * 32)
@@ -100,17 +125,19 @@ ONE_MEGABYTE = 1024 * 1024
 
 @pytest.fixture
 def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The URLs whose signature was checked."""
+    """The URLs the webhooks computed a signature for, in the library's check or before it."""
     from twilio.request_validator import RequestValidator
 
+    from bot.web import webhooks
+
     checked: list[str] = []
-    check = RequestValidator.validate
 
-    def recording(self: RequestValidator, uri: str, *args: Any, **kwargs: Any) -> bool:
-        checked.append(uri)
-        return check(self, uri, *args, **kwargs)
+    class Recording(RequestValidator):
+        def compute_signature(self, uri: str, *args: Any, **kwargs: Any) -> str:
+            checked.append(uri)
+            return super().compute_signature(uri, *args, **kwargs)
 
-    monkeypatch.setattr(RequestValidator, "validate", recording)
+    monkeypatch.setattr(webhooks, "RequestValidator", Recording)
     return checked
 
 
