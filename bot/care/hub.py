@@ -168,7 +168,7 @@ def _finish(session: Session, participant: Participant, program: Program,
         return
     already = session.exec(
         select(Delivery.id).where(Delivery.participant_id == participant.id,
-                                  Delivery.kind == "finished")
+                                  Delivery.kind == "finished").limit(1)
     ).first()
     if already is None:
         session.add(Delivery(participant_id=participant.id or 0, kind="finished",
@@ -209,6 +209,7 @@ def evaluate(
         previous = session.exec(
             select(InterventionRun).where(InterventionRun.participant_id == participant.id)
             .order_by(col(InterventionRun.ended_at).desc(), col(InterventionRun.id).desc())
+            .limit(1)
         ).first()
     days = (local_day(moment, participant) - local_day(participant.enrolled_at,
                                                              participant)).days
@@ -289,7 +290,7 @@ def claim_due(*, engine: Engine, limit: int, moment: datetime | None = None) -> 
     still_due = table.c.next_evaluation_at <= moment
     with engine.begin() as connection:
         chosen = select(table.c.id).where(still_due).order_by(
-            table.c.next_evaluation_at
+            table.c.next_evaluation_at, table.c.id
         ).limit(limit)
         if connection.dialect.name == "postgresql":
             chosen = chosen.with_for_update(skip_locked=True)
