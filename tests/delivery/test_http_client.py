@@ -42,6 +42,13 @@ class Provider(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def __enter__(self) -> Provider:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+        self.server_close()
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Twilio's API does
@@ -81,10 +88,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def provider() -> Iterator[Provider]:
-    server = Provider()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with Provider() as server:
+        yield server
 
 
 def sender(base_url: str) -> SmsSender:
@@ -102,16 +107,12 @@ def test_consecutive_sends_share_one_kept_alive_connection(provider):
 
 
 def test_a_connection_the_provider_closed_while_idle_is_replaced_not_failed():
-    provider = Provider(close_after_each=True)
-    try:
+    with Provider(close_after_each=True) as provider:
         client = sender(provider.url)
         client.send(to="+14155550142", body="first")
         time.sleep(0.2)  # the provider has closed the idle connection by now
         assert client.send(to="+14155550142", body="second").sid
         assert provider.connections == 2
-    finally:
-        provider.shutdown()
-        provider.server_close()
 
 
 def test_sends_go_through_the_proxy_the_environment_names(provider, monkeypatch):
@@ -127,36 +128,26 @@ def test_sends_go_through_the_proxy_the_environment_names(provider, monkeypatch)
 
 
 def test_a_provider_that_cannot_be_reached_is_an_ambiguous_failure_to_reconcile():
-    server = Provider()
-    url = server.url
-    server.shutdown()
-    server.server_close()
+    with Provider() as server:
+        url = server.url  # nothing answers there once it is closed
     with pytest.raises(SendFailure) as failure:
         sender(url).send(to="+14155550142", body="hello")
     assert failure.value.ambiguous and failure.value.retryable
 
 
 def test_a_chunked_answer_is_read_whole_and_the_connection_kept():
-    provider = Provider(chunked=True)
-    try:
+    with Provider(chunked=True) as provider:
         client = sender(provider.url)
         sids = [client.send(to="+14155550142", body=f"hello {i}").sid for i in range(3)]
         assert sids == [f"SM{n:032x}" for n in (1, 2, 3)]
         assert provider.connections == 1
-    finally:
-        provider.shutdown()
-        provider.server_close()
 
 
 def test_an_answer_that_says_close_gets_a_new_connection_for_the_next_send():
-    provider = Provider(says_close=True)
-    try:
+    with Provider(says_close=True) as provider:
         client = sender(provider.url)
         assert [client.send(to="+14155550142", body=f"hello {i}").sid for i in range(2)]
         assert provider.connections == 2
-    finally:
-        provider.shutdown()
-        provider.server_close()
 
 
 def test_the_request_carries_what_the_library_sends(provider):
