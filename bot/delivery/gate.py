@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from bot.clock import now
 from bot.settings import Settings
+from bot.store.db import reads_end_in_commit
 from bot.store.models import Delivery, DeliveryStatus, Participant, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,10 @@ _MINE = (
 
 @cache
 def _asynchronous(url: str, size: int) -> Engine:
-    return create_engine(
+    return reads_end_in_commit(create_engine(
         url, pool_pre_ping=True, pool_size=size, max_overflow=size, hide_parameters=True,
         connect_args={"options": "-c synchronous_commit=off"},
-    )
+    ))
 
 
 def gate_engine(engine: Engine, size: int) -> Engine:

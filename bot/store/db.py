@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -37,9 +40,46 @@ def get_engine(url: str) -> Engine:
         return engine
     # hide_parameters: a failed statement's message (logged, or kept with a failed job) never
     # carries the phone numbers and texts bound into it.
-    return create_engine(
+    return reads_end_in_commit(create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
-    )
+    ))
+
+
+_WROTE = "SELECT txid_current_if_assigned()"
+
+
+def reads_end_in_commit(engine: Engine) -> Engine:
+    """On PostgreSQL, a transaction that wrote nothing ends in COMMIT where SQLAlchemy would
+    roll it back (a session closed after reading); one that wrote anything still rolls back.
+
+    psycopg prepares a statement on the server once it has run a few times on a connection,
+    so PostgreSQL stops planning it anew each time; but at every ROLLBACK psycopg forgets all
+    of them and sends DEALLOCATE ALL. With each read session rolled back, almost no statement
+    stayed prepared. For a transaction that wrote nothing, COMMIT and ROLLBACK end it alike;
+    PostgreSQL says whether it wrote: a transaction is given an id at its first write (a row
+    lock included), never before.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    dialect = engine.dialect
+    roll_back = type(dialect).do_rollback
+
+    def do_rollback(connection: Any) -> None:
+        driver = getattr(connection, "dbapi_connection", connection)
+        try:
+            if driver.info.transaction_status == TransactionStatus.INTRANS:
+                with driver.cursor() as cursor:
+                    cursor.execute(_WROTE)
+                    row = cursor.fetchone()
+                if row is not None and row[0] is None:
+                    driver.commit()
+                    return
+        except psycopg.Error:
+            pass  # the connection failed: the rollback below reports it as before
+        roll_back(dialect, connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    return engine
 
 
 def insert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
