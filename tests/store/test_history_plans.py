@@ -17,7 +17,7 @@ from sqlmodel import Session, SQLModel
 from bot.care import hub
 from bot.care.outcomes import record_missing, settle_decisions
 from bot.care.programs import programs_in
-from bot.care.state import engagement, outcomes_of, state_of
+from bot.care.state import engagement, outcomes_of, rule_state, state_of
 from bot.clock import now
 from bot.settings import PROJECT_ROOT
 
@@ -126,6 +126,11 @@ READS: dict[str, Callable[[Session], object]] = {
     ),
     "outcomes": lambda s: outcomes_of(s, 1),
     "open run": lambda s: hub.open_run(s, 1),
+    # The four above as a rule reads them, in one statement (with Kim's open run, if any).
+    "a rule's state": lambda s: rule_state(
+        s, 1, programs_in(PROJECT_ROOT / "narratives")["positive-parenting"],
+        hub.open_run(s, 1), now(),
+    ),
 }
 
 
@@ -143,6 +148,8 @@ def test_no_read_of_a_decision_or_evaluation_scans_a_whole_history_table(
 @pytest.mark.parametrize(("what", "index"), [
     ("latest prompts", "Index Scan Backward using ix_delivery_participant_sent"),
     ("latest state answers", "ix_delivery_participant_kind"),
+    ("a rule's state", "Index Scan Backward using ix_delivery_participant_sent"),
+    ("a rule's state", "ix_delivery_participant_kind"),
     ("open decision points", "ix_decision_point_participant_open"),
     ("open decision points", "ix_answer_participant_answered"),  # the answers since then
     ("open run", "ix_intervention_run_participant_ended"),
