@@ -104,6 +104,18 @@ def engine(pg_engine: Engine) -> Iterator[Engine]:
     yield pg_engine
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The test PostgreSQL database, or a fresh SQLite file (the zero-setup database)."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("engine")
+        return
+    engine = get_engine(f"sqlite:///{tmp_path / 'tend.sqlite3'}")
+    create_tables(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def redis_conn() -> Iterator[redis.Redis]:
     connection = redis.Redis.from_url(TEST_REDIS_URL)

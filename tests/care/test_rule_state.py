@@ -3,33 +3,18 @@ PostgreSQL and on SQLite."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.care.programs import programs_in
 from bot.care.state import engagement, outcomes_of, rule_state, run_tally, state_of
 from bot.settings import PROJECT_ROOT
-from bot.store.db import create_tables, get_engine
 from bot.store.models import Answer, Delivery, DeliveryStatus, InterventionRun, Participant
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
 MOMENT = START + timedelta(days=9)
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        yield request.getfixturevalue("engine")
-        return
-    engine = get_engine(f"sqlite:///{tmp_path / 'state.sqlite3'}")
-    create_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 def _history(session: Session) -> tuple[int, InterventionRun]:
@@ -71,9 +56,9 @@ def _history(session: Session) -> tuple[int, InterventionRun]:
     return person.id, running
 
 
-def test_one_statement_reads_what_four_do(database: Engine):
+def test_one_statement_reads_what_four_do(any_engine: Engine):
     program = programs_in(PROJECT_ROOT / "narratives")["positive-parenting"]
-    with Session(database, expire_on_commit=False) as session:
+    with Session(any_engine, expire_on_commit=False) as session:
         person, running = _history(session)
         separately = {
             **run_tally(session, running),

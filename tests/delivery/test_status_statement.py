@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.clock import now
 from bot.delivery.status import record_status
-from bot.store.db import create_tables, get_engine
 from bot.store.models import Delivery, DeliveryEvent, DeliveryStatus, Participant, UnmatchedStatus
 
 # Sam's weekly tip has gone to the provider; its callbacks come however the network allows.
 SAM = "+14155550172"
 SID = "SM" + "5" * 32
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """The test PostgreSQL database, or a fresh SQLite file (the zero-setup database)."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("engine")
-        return
-    engine = get_engine(f"sqlite:///{tmp_path / 'tend.sqlite3'}")
-    create_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 def accepted(engine: Engine) -> int:
