@@ -33,13 +33,12 @@ class Turns:
                  stopping: threading.Event):
         self.limiter, self.left, self.stopping = limiter, count, stopping
         self._slots: Slots | None = None
-        self._in_slots = 0
         self._lock = threading.Lock()  # one lane at a time takes a slot: they come in order
 
     def _wait_ahead(self) -> float:
         """Roughly how long a lane arriving now waits for its slot."""
         slots = self._slots
-        if slots is None or not self._in_slots:
+        if slots is None or not slots.left():
             return 0.0
         return slots.due_in() + (slots.interval if self._lock.locked() else 0.0)
 
@@ -57,17 +56,18 @@ class Turns:
         with self._lock:
             if self.stopping.is_set():
                 return False
-            if self._slots is None or not self._in_slots:
-                ahead = int(RESERVE_AHEAD / timedelta(microseconds=self.limiter.interval_us))
-                self._in_slots = max(1, min(self.left, ahead))
-                self._slots = self.limiter.reserve(self._in_slots)
-                if self._slots.due_in() > longer_than.total_seconds():
-                    idle()
-            # The slot stays reserved if the stop comes first: the rate is never exceeded.
-            if self.stopping.wait(self._slots.due_in()):
-                return False
-            self._slots.wait()
-            self._in_slots -= 1
+            while True:
+                if self._slots is None or not self._slots.left():
+                    ahead = int(RESERVE_AHEAD / timedelta(microseconds=self.limiter.interval_us))
+                    self._slots = self.limiter.reserve(max(1, min(self.left, ahead)))
+                    if self._slots.due_in() > longer_than.total_seconds():
+                        idle()
+                # The slot stays reserved if the stop comes first: the rate is never exceeded.
+                if self.stopping.wait(self._slots.due_in()):
+                    return False
+                if self._slots.wait() is not None:
+                    break
+                # Every slot left was missed (the lanes were all at the provider): reserve anew.
             self.left -= 1
             return True
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
+import pytest
 import redis
 
+from bot.delivery import ratelimit
 from bot.delivery.ratelimit import RateLimiter
+from bot.delivery.stopping import Turns
 from tests.conftest import TEST_REDIS_URL
 
 
@@ -58,3 +62,59 @@ def test_a_batch_reserves_all_its_slots_at_once_and_the_next_batch_queues_behind
     # The second batch's first slot comes one interval after the first batch's fifth.
     assert abs((second.first - first.first) - 5 * 0.1) < 0.05
     assert first.due_in() <= 0.05  # the first batch may start at once
+
+
+class _Clock:
+    """The monotonic clock and sleep the rate limiter reads, moved by the test alone."""
+
+    CLOCK_MONOTONIC = time.CLOCK_MONOTONIC
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock_gettime(self, _which: int) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_late_send_gives_up_the_slots_it_missed_instead_of_catching_up(redis_conn, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    slots = RateLimiter(redis_conn, "+15005550006", 100.0).reserve(10)  # 10 ms apart
+    # Every sending thread was busy at the provider for five and a half slots.
+    clock.now = slots.first + 0.055
+    assert slots.wait() == 0.0  # the slot due 50 ms in, at once; the five before it are gone
+    assert slots.left() == 4
+    assert slots.wait() == pytest.approx(0.005)  # the next waits for its own slot, 60 ms in
+    clock.now += 1.0  # held up past every slot left
+    assert slots.wait() is None
+    assert slots.left() == 0
+
+
+def test_a_batch_whose_slots_all_passed_reserves_new_ones(redis_conn, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    limiter = RateLimiter(redis_conn, "+15005550006", 100.0)
+    reservations: list[int] = []
+    reserve = limiter.reserve
+
+    def counted(count: int) -> ratelimit.Slots:
+        reservations.append(count)
+        return reserve(count)
+
+    monkeypatch.setattr(limiter, "reserve", counted)
+    turns = Turns(limiter, 3, threading.Event())
+    assert turns.take(lambda: None, timedelta(seconds=1))
+    clock.now += 5.0  # the batch's other two slots passed long ago
+    assert turns.take(lambda: None, timedelta(seconds=1))
+    assert turns.take(lambda: None, timedelta(seconds=1))
+    assert reservations == [3, 2]  # the missed slots given up, the two sends left reserved anew
+
+
+def test_at_a_rate_faster_than_the_sends_no_slot_counts_as_missed(redis_conn):
+    # No carrier limit (a million a second): slots a microsecond apart are never "missed".
+    slots = RateLimiter(redis_conn, "+15005550006", 1_000_000.0).reserve(50)
+    waited = [slots.wait() for _ in range(50)]
+    assert None not in waited and slots.left() == 0
