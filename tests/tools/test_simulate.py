@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -32,7 +32,17 @@ from bot.store.models import (
 )
 from bot.tools.cli import main
 from bot.tools.personas import PERSONAS, Received, make_persona
-from bot.tools.simulate import Outcome, Plan, Summary, simulate, summarize, transcript
+from bot.tools.simulate import (
+    Outcome,
+    Plan,
+    Summary,
+    format_summary,
+    simulate,
+    summarize,
+    transcript,
+)
+from bot.tools.simulate.inprocess import CALLBACKS, CLAIMS, HUB, SENDING, TEXTS
+from bot.tools.simulate.report import SIMULATOR
 
 STAMP = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\d{4}-\d\d-\d\d \d\d:\d\d)  (bot >|you <) ")
 
@@ -218,6 +228,37 @@ def test_the_summary_counts_match_the_database(settings, engine, redis_conn, ses
         tz = ZoneInfo(people[delivery.participant_id].timezone)
         assert not in_quiet_hours(started, tz, *program.quiet_hours), delivery.body
     assert f["quiet_hour_sends"] == 0 and f["after_stop"] == 0
+
+
+def test_the_summary_says_where_the_time_went(settings, engine, redis_conn):
+    statements = [0]
+
+    def counted(*_: object) -> None:
+        statements[0] += 1
+
+    event.listen(engine, "after_cursor_execute", counted)
+    try:
+        outcome, summary = run(settings, engine, program="positive-parenting", persona="mix",
+                               participants=5, days=3)
+    finally:
+        event.remove(engine, "after_cursor_execute", counted)
+    f, parts = summary.figures, summary.figures["parts"]
+    assert set(parts) == {TEXTS, CLAIMS, SENDING, CALLBACKS, HUB, SIMULATOR}
+    # The parts and the simulator's own share make up the wall time, and nothing is counted twice.
+    assert sum(part["seconds"] for part in parts.values()) == pytest.approx(f["wall_seconds"],
+                                                                          abs=0.05)
+    assert parts[TEXTS]["calls"] == outcome.texts
+    bots = sum(part.get("statements", 0) for part in parts.values())
+    assert all(parts[name]["statements"] > 0 for name in (TEXTS, CLAIMS, SENDING, CALLBACKS))
+    # What is left is the simulator's own: its clock, and its reads of what reached each phone.
+    assert 0 < statements[0] - bots < bots
+    lines = format_summary(summary)
+    start = lines.index(
+        "  where the time went (share of wall time; SQL statements per message sent):"
+    )
+    assert [line.split()[0] for line in lines[start + 1:]] == [
+        name.split()[0] for name, _ in sorted(parts.items(), key=lambda p: -p[1]["seconds"])
+    ]
 
 
 COIN_FLIP = """\

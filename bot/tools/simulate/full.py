@@ -31,7 +31,7 @@ from bot.sandbox.state import Sandbox
 from bot.settings import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, Settings
 from bot.store.db import get_engine, session_scope
 from bot.tools.simulate.journey import TextFailed
-from bot.tools.simulate.plan import SimulationError, real_seconds
+from bot.tools.simulate.plan import Part, SimulationError, real_seconds
 from worker import context, dispatcher
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class FullStack:
 
     def __init__(self, base: Settings) -> None:
         self.errors: list[str] = []
+        self.parts: dict[str, Part] = {}  # spread over processes: not measured here
         self._failed_seen = 0
         self._servers = [_server(), _server()]
         bot_server, sandbox_server = self._servers

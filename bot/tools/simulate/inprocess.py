@@ -19,10 +19,12 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from twilio.base.exceptions import TwilioRestException
 
@@ -37,6 +39,7 @@ from bot.delivery.status import record_status
 from bot.settings import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FROM_NUMBER, Settings
 from bot.store.db import get_engine, session_scope
 from bot.tools.simulate.journey import TextFailed
+from bot.tools.simulate.plan import Part, real_seconds
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,11 @@ JOB_SIZE = 50  # deliveries per batch, as the dispatcher puts them in one job
 MAX_BODY_CHARACTERS = 1600  # what Twilio accepts in one create
 # The statuses an accepted message reports, in order, as the sandbox's carrier reports them.
 DELIVERY_STEPS = ("sent", "delivered")
+# The parts of the bot's work, as `parts` names them.
+TEXTS, CLAIMS, SENDING, CALLBACKS, HUB = (
+    "texts (webhook handling)", "dispatcher claims", "sending (decide, render, gate, sids)",
+    "status callbacks", "hub evaluations",
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,8 @@ class InProcessStack:
 
     def __init__(self, base: Settings) -> None:
         self.errors: list[str] = []
+        self.parts: dict[str, Part] = {}
+        self._part: Part | None = None  # the part being timed, whose statements are counted
         self.settings = base.with_overrides(
             env="test" if base.env == "test" else "development",
             twilio_account_sid=SANDBOX_ACCOUNT_SID,
@@ -135,12 +145,29 @@ class InProcessStack:
             engine=self.engine, settings=self.settings.with_overrides(send_concurrency=1),
             sender=sender, limiter=None, programs=self.programs,
         )
+        event.listen(self.engine, "after_cursor_execute", self._counted)
+
+    def _counted(self, *_: object) -> None:
+        if self._part is not None:
+            self._part.statements += 1
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        """Count the wall time and the statements of one part of the bot's work."""
+        part = self.parts.setdefault(name, Part())
+        self._part, started = part, real_seconds()
+        try:
+            yield
+        finally:
+            part.seconds += real_seconds() - started
+            part.calls += 1
+            self._part = None
 
     def text(self, phone: str, body: str) -> list[str]:
         """One text from the phone, handled as the webhook handles it; its TwiML replies."""
         form = inbound_form(next(self._sids), phone, self.settings.twilio_from_number, body)
         try:
-            with session_scope(self.engine) as session:
+            with self._timed(TEXTS), session_scope(self.engine) as session:
                 result = handle_inbound(
                     session=session, settings=self.settings, programs=self._catalog, form=form
                 )
@@ -161,18 +188,23 @@ class InProcessStack:
         message was delivered."""
         limit = self.settings.dispatch_batch_size
         due: list[int] = []
-        while True:
-            claimed = outbox.claim_due(engine=self.engine, limit=limit)
-            due += claimed
-            if len(claimed) < limit:
-                break
-        evaluations = hub.claim_due(engine=self.engine, limit=limit)
+        with self._timed(CLAIMS):
+            while True:
+                claimed = outbox.claim_due(engine=self.engine, limit=limit)
+                due += claimed
+                if len(claimed) < limit:
+                    break
+            evaluations = hub.claim_due(engine=self.engine, limit=limit)
         delivered = 0
         for batch in _chunks(due):
-            self._job(f"sending {len(batch)}", lambda ids=batch: self.batch_sender.send_batch(ids))
-            delivered += self._report_statuses()
+            with self._timed(SENDING):
+                self._job(f"sending {len(batch)}",
+                          lambda ids=batch: self.batch_sender.send_batch(ids))
+            with self._timed(CALLBACKS):
+                delivered += self._report_statuses()
         for batch in _chunks(evaluations):
-            self._job(f"evaluating {len(batch)}", lambda ids=batch: self._evaluate(ids))
+            with self._timed(HUB):
+                self._job(f"evaluating {len(batch)}", lambda ids=batch: self._evaluate(ids))
         return delivered > 0
 
     def _evaluate(self, participant_ids: list[int]) -> None:
@@ -207,7 +239,7 @@ class InProcessStack:
         return len(accepted)
 
     def close(self) -> None:
-        return None
+        event.remove(self.engine, "after_cursor_execute", self._counted)
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:

@@ -34,6 +34,7 @@ from bot.tools.simulate.plan import (
     ENROLL_AT,
     MAX_JUMP,
     Outcome,
+    Part,
     Plan,
     Simulated,
     SimulationError,
@@ -58,6 +59,7 @@ class Stack(Protocol):
     engine: Engine
     errors: list[str]  # what went wrong in the bot's work (a failed job), once each
     texting_threads: int  # participants texting the bot at once
+    parts: dict[str, Part]  # where the bot's time went, when the stack can tell (in process)
 
     def text(self, phone: str, body: str) -> list[str]:
         """Text the bot from `phone`; its immediate replies. Raises TextFailed."""
@@ -116,7 +118,7 @@ class Simulation:
         return Outcome(
             plan=self.plan, participants=self.participants, started=started, ended=ended,
             wall_seconds=real_seconds() - wall, steps=steps, texts=self.texts,
-            errors=[*self.errors, *self.stack.errors], mode=mode,
+            errors=[*self.errors, *self.stack.errors], mode=mode, parts=dict(self.stack.parts),
         )
 
     def _steps(self, clock: object, started: datetime, end: datetime, wall: float) -> int:

@@ -97,6 +97,19 @@ class Outcome:
     texts: int  # texts the personas sent
     errors: list[str] = field(default_factory=list)
     mode: str = "in-process"  # or "full": over HTTP and RQ
+    # In process: wall seconds and SQL statements each part of the bot's work took.
+    parts: dict[str, Part] = field(default_factory=dict)
+
+
+@dataclass
+class Part:
+    """One part of the bot's work in a simulation: how long it took, how many SQL statements
+    it ran (the send gate's own, one per send, goes straight to the driver and is not among
+    them), and how often it ran."""
+
+    seconds: float = 0.0
+    statements: int = 0
+    calls: int = 0
 
 
 def phone_number(index: int) -> str:

@@ -282,7 +282,28 @@ def _figures(outcome: Outcome, totals: Counter[str]) -> dict[str, Any]:
         "simulated_days_per_second": round(days / wall, 2),
         "participant_days_per_second": round(days * len(outcome.participants) / wall, 1),
         "messages_per_second": round(totals["messages"] / wall, 1),
+        **_parts(outcome),
     }
+
+
+# The wall time no part of the bot's work took: the virtual clock, the personas, and the
+# simulator's own reads of what reached each phone.
+SIMULATOR = "the simulator (clock, personas, phones)"
+
+
+def _parts(outcome: Outcome) -> dict[str, Any]:
+    """Where the time went, part by part (in process): seconds, SQL statements and calls, the
+    simulator's own share last."""
+    if not outcome.parts:
+        return {}
+    parts = {
+        name: {"seconds": round(part.seconds, 2), "statements": part.statements,
+               "calls": part.calls}
+        for name, part in outcome.parts.items()
+    }
+    own = outcome.wall_seconds - sum(part.seconds for part in outcome.parts.values())
+    parts[SIMULATOR] = {"seconds": round(max(own, 0.0), 2)}
+    return {"parts": parts}
 
 
 def _frequencies(

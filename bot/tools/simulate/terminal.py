@@ -33,7 +33,25 @@ def format_summary(summary: Summary) -> list[str]:
         f"  wall time {f['wall_seconds']:.1f} s: {f['simulated_days_per_second']:.1f} simulated "
         f"days/s, {f['participant_days_per_second']:.0f} participant-days/s, "
         f"{f['messages_per_second']:.0f} messages/s ({f['steps']} clock steps)",
+        *_part_lines(summary),
     ]
+    return lines
+
+
+def _part_lines(summary: Summary) -> list[str]:
+    """Where the wall time went, part by part, the largest first."""
+    parts = summary.figures.get("parts") or {}
+    if not parts:
+        return []
+    wall = max(summary.figures["wall_seconds"], 1e-9)
+    messages = max(summary.figures["messages"], 1)
+    lines = ["  where the time went (share of wall time; SQL statements per message sent):"]
+    for name, part in sorted(parts.items(), key=lambda item: -item[1]["seconds"]):
+        statements = part.get("statements")
+        counted = (f", {statements / messages:5.1f} statements/message" if statements is not None
+                   else "")
+        lines.append(f"    {name:<40} {part['seconds']:8.1f} s {100 * part['seconds'] / wall:4.0f}%"
+                     f"{counted}")
     return lines
 
 
