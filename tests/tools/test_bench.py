@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from collections.abc import Iterator
 import click
 import psycopg
 import pytest
+import redis
 
+from bot.tools.bench.stage import BenchError, bench_redis
 from tests.conftest import ROOT, SERVER_URL, TEST_REDIS_URL
 
 KEYS = {
@@ -97,3 +100,45 @@ def test_an_unknown_section_is_refused_with_the_names_to_choose_from() -> None:
     names = "delivery, dispatch, inbound, hub, simulation, scale"
     with pytest.raises(click.BadParameter, match=names):
         run_benchmark(quick=True, only=["delivery", "postman"])
+
+
+@pytest.fixture
+def held_db() -> Iterator[tuple[redis.Redis, str]]:
+    """This test run's Redis db and the key that marks it held; the hold is put back after."""
+    index = TEST_REDIS_URL.rsplit("/", 1)[1]
+    base = redis.Redis.from_url(TEST_REDIS_URL.rsplit("/", 1)[0] + "/0")
+    key = f"tend:test-run:{index}"
+    ours = base.get(key)
+    yield base, key
+    base.set(key, ours or str(os.getpid()), ex=3600)
+
+
+def _dead_pid() -> int:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    return finished.pid
+
+
+def test_a_benchmark_killed_before_it_let_go_of_its_redis_db_does_not_block_the_next(held_db):
+    base, key = held_db
+    base.set(key, f"bench {_dead_pid()} on {socket.gethostname()}", ex=3600)
+    bench_redis(TEST_REDIS_URL, explicit=False)
+    assert base.get(key) == f"bench {os.getpid()} on {socket.gethostname()}".encode()
+
+
+@pytest.mark.parametrize("holder", [
+    "a test run",  # a test run's hold: its pid alone
+    "a live benchmark",
+    "another machine's benchmark",
+])
+def test_a_redis_db_held_by_a_live_run_is_refused_with_its_holder(held_db, holder):
+    base, key = held_db
+    value = {
+        "a test run": str(os.getpid()),
+        "a live benchmark": f"bench {os.getpid()} on {socket.gethostname()}",
+        "another machine's benchmark": f"bench {_dead_pid()} on another-host",
+    }[holder]
+    base.set(key, value, ex=3600)
+    with pytest.raises(BenchError, match=f"is held by b'{value}'"):
+        bench_redis(TEST_REDIS_URL, explicit=False)
+    assert base.get(key) == value.encode()

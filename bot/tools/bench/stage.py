@@ -116,13 +116,39 @@ def bench_redis(url: str, *, explicit: bool) -> redis.Redis:
     if not explicit:
         base = _db0(url)
         key = f"tend:test-run:{db}"
-        if not base.set(key, f"bench {os.getpid()}", nx=True, ex=3600):
-            raise BenchError(
-                f"Redis db {db} is held by {base.get(key)!r} (a test run?); "
-                f"set BENCH_REDIS_URL to another db"
-            )
+        mine = _holder(os.getpid())
+        if not base.set(key, mine, nx=True, ex=HOLD_SECONDS):
+            held = base.get(key)
+            if not (_stale(held) and base.eval(_TAKE_OVER, 1, key, held, mine, HOLD_SECONDS)):
+                raise BenchError(
+                    f"Redis db {db} is held by {held!r} (a test run?); "
+                    f"set BENCH_REDIS_URL to another db"
+                )
     connection.flushdb()
     return connection
+
+
+HOLD_SECONDS = 3600  # a hold left by a run that was killed lapses after this
+# Replace a hold only if it is still the one found stale (two runs may find it at once).
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return false
+"""
+
+
+def _holder(pid: int) -> str:
+    return f"bench {pid} on {socket.gethostname()}"
+
+
+def _stale(held: bytes | None) -> bool:
+    """Whether a hold is a benchmark's on this machine whose process is gone (it was killed
+    before it could let go); a test run's hold, or another machine's, is never taken over."""
+    words = (held or b"").decode(errors="replace").split(" ", 3)
+    if len(words) != 4 or words[0] != "bench" or words[2] != "on" or not words[1].isdigit():
+        return False
+    return words[3] == socket.gethostname() and not psutil.pid_exists(int(words[1]))
 
 
 def release_redis(url: str, connection: redis.Redis, *, explicit: bool) -> None:
