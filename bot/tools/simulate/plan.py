@@ -104,8 +104,8 @@ class Outcome:
 @dataclass
 class Part:
     """One part of the bot's work in a simulation: how long it took, how many SQL statements
-    it ran (the send gate's own, one per send, goes straight to the driver and is not among
-    them), and how often it ran."""
+    it ran (on PostgreSQL the send gate's own, one per send, goes straight to the driver and is
+    not among them; on SQLite it is), and how often it ran."""
 
     seconds: float = 0.0
     statements: int = 0
